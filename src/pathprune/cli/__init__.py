@@ -1,0 +1,47 @@
+"""``pathprune`` command line: thin typer commands over the library."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import PathpruneError
+from .console import err_console
+from .demo_cmd import demo
+from .models_cmd import app as models_app
+from .testbed_cmd import app as testbed_app
+
+app = typer.Typer(
+    help="Early path pruning for parallel reasoning (Launch, Check, Resume).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models")
+app.add_typer(testbed_app, name="testbed")
+app.command(help="Run the main job on the embedded testbed model.")(demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one line and exit with status 2."""
+    import click
+
+    try:
+        app(args=argv, prog_name="pathprune", standalone_mode=False)
+    except PathpruneError as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+        return 2
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    return 0
+
+
+def run() -> None:  # console_scripts target
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Sampling parameters and batched sampling with one prefill per prompt.
+
+The decode loop is written by hand rather than calling ``model.generate``
+because later stages (Check, Resume) need the live cache, per-row masks and
+position counters; see ``../shared/reference/cpu-environment.md`` for the
+left-padding pitfalls this loop avoids (explicit 2-D mask, cumsum positions,
+finished rows masked out rather than fed pad tokens that stay visible).
+
+    >>> params = SamplingParams(n=8, temperature=0.8, max_new_tokens=128, seed=1)
+    >>> paths = sample(model, tokenizer, [prompt_ids], params)  # doctest: +SKIP
+    >>> len(paths[0])                                            # doctest: +SKIP
+    8
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import PathpruneError
+from ..tasks.problem import Problem
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How paths are sampled (names follow OpenAI / vLLM)."""
+
+    n: int = 1
+    """Paths per prompt."""
+    temperature: float = 1.0
+    """0 means greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass in (0, 1]."""
+    top_k: int = 0
+    """Keep the k most likely tokens; 0 disables."""
+    max_new_tokens: int = 256
+    """Generated tokens per path, EOS included."""
+    seed: int | None = 0
+    """Seed of the sampling generator; None draws a fresh one."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.n >= 1, "n", "must be >= 1"),
+            (self.temperature >= 0, "temperature", "must be >= 0"),
+            (0 < self.top_p <= 1, "top_p", "must be in (0, 1]"),
+            (self.top_k >= 0, "top_k", "must be >= 0"),
+            (self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1"),
+        ]
+        for ok, name, rule in checks:
+            if not ok:
+                value = getattr(self, name)
+                raise PathpruneError(f"{name} {rule}, got {value}", parameter=name, value=value)
+
+
+def encode_problem(tokenizer, problem: Problem) -> list[int]:
+    """Token ids of a problem's prompt (chat template when it has messages)."""
+    if problem.messages is not None:
+        if getattr(tokenizer, "chat_template", None):
+            ids = tokenizer.apply_chat_template(list(problem.messages), add_generation_prompt=True, tokenize=True,
+                                                return_dict=False)
+            return list(ids)
+        text = "\n\n".join(m["content"] for m in problem.messages)
+        return tokenizer(text).input_ids
+    return tokenizer(problem.prompt).input_ids
+
+
+def eos_ids(model, tokenizer) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) if ids is not None else set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def suppressed_ids(model, tokenizer) -> list[int]:
+    """Tokens a sampler must never emit: ``[STOP]``, padding (when distinct from EOS) and the model's own list."""
+    ids = set(model.generation_config.suppress_tokens or [])
+    stop = tokenizer.convert_tokens_to_ids("[STOP]") if "[STOP]" in tokenizer.get_vocab() else None
+    if stop is not None:
+        ids.add(stop)
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id not in eos_ids(model, tokenizer):
+        ids.add(tokenizer.pad_token_id)
+    return sorted(ids)
+
+
+def choose_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
+    """Pick one token per row of ``logits`` (B, V) under temperature / top-k / top-p."""
+    if params.temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / params.temperature
+    if params.top_k:
+        kth = logits.topk(min(params.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(-1)
+    if params.top_p < 1:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > params.top_p  # keep the smallest set reaching top_p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), both (B, P), padded on the left."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[row, width - len(p):] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -> list[list[list[int]]]:
+    """Sample ``params.n`` completions for every prompt; returns ``out[prompt][path] = token ids``.
+
+    Each prompt is prefilled once and its cache shared by its n paths. Rows
+    that emit EOS (kept as their last token) leave the batch at once.
+    """
+    from transformers import DynamicCache
+
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise PathpruneError("every prompt must have at least one token")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and max(map(len, prompts)) + params.max_new_tokens > limit:
+        raise PathpruneError(f"prompt + max_new_tokens exceeds the model's context of {limit} tokens")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
+    eos = torch.tensor(sorted(eos_ids(model, tokenizer)), dtype=torch.long)
+    banned = torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long)
+
+    ids, mask = left_pad(prompts, pad)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                   use_cache=True, logits_to_keep=1).logits[:, -1].float()
+    n = params.n
+    cache.batch_repeat_interleave(n)
+    logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+    next_pos = positions[:, -1:].repeat_interleave(n, 0) + 1
+    rows = torch.arange(len(prompts) * n)  # batch row -> output path index
+    out: list[list[int]] = [[] for _ in range(len(rows))]
+    for step in range(params.max_new_tokens):
+        if len(banned):
+            logits[:, banned] = float("-inf")
+        tokens = choose_tokens(logits, params, generator)
+        for r, t in zip(rows.tolist(), tokens.tolist()):
+            out[r].append(t)
+        done = torch.isin(tokens, eos)
+        if step == params.max_new_tokens - 1 or done.all():
+            break
+        if done.any():  # drop finished rows from the batch and the cache
+            keep = (~done).nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            rows, tokens, mask, next_pos = rows[keep], tokens[keep], mask[keep], next_pos[keep]
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+        logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos, cache=cache,
+                       use_cache=True).logits[:, -1].float()
+        next_pos = next_pos + 1
+    return [out[i * n:(i + 1) * n] for i in range(len(prompts))]

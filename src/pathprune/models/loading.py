@@ -1,0 +1,77 @@
+"""One entry point that turns a name, a directory or a GGUF file into (model, tokenizer).
+
+    >>> model, tokenizer = load_model("testbed")
+    >>> model, tokenizer = load_model("/models/DeepSeek-R1-Distill-Qwen-1.5B")  # doctest: +SKIP
+    >>> model, tokenizer = load_model("~/gguf/qwen2.5-0.5b-q8_0.gguf")         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import PathpruneError
+from .gguf import convert_gguf
+from .registry import EMBEDDED
+
+
+def resolve(spec: str | Path, progress=None) -> Path:
+    """Name / directory / GGUF file → a Hugging Face directory on disk."""
+    text = str(spec)
+    if text in EMBEDDED:
+        source = EMBEDDED[text].source()
+        return convert_gguf(source, name=text, progress=progress) if source.suffix == ".gguf" else source
+    path = Path(text).expanduser()
+    if not path.exists():
+        known = ", ".join(sorted(EMBEDDED))
+        raise PathpruneError(f"model not found: {text!r} is neither a path nor an embedded model ({known})")
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return convert_gguf(path, progress=progress)
+        raise PathpruneError(f"{path} is a file but not a .gguf model; pass a model directory or a GGUF file")
+    if not (path / "config.json").is_file():
+        raise PathpruneError(f"{path} has no config.json; not a Hugging Face model directory")
+    return path
+
+
+def _check_causal_lm(path: Path) -> None:
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as err:
+        raise PathpruneError(f"{path}/config.json is not valid JSON ({err.msg})") from None
+    archs = config.get("architectures") or []
+    if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        raise PathpruneError(f"{path} is not a causal LM (architectures: {', '.join(archs)})")
+
+
+def load_model(spec: str | Path, *, dtype=None, device: str = "cpu", progress=None):
+    """Load ``(model, tokenizer)`` in eval mode.
+
+    Args:
+        spec: an embedded name (``testbed``, ``smollm2-135m``), a local Hugging
+            Face directory of any causal LM, or a ``.gguf`` file.
+        dtype: torch dtype (default float32: bf16 is slower on CPUs without
+            native bf16).
+        device: where to put the model.
+        progress: optional callable receiving one-line status messages.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(spec, progress=progress)
+    _check_causal_lm(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32)
+    except OSError as err:
+        raise PathpruneError(f"cannot load model from {path}: {str(err).splitlines()[0][:200]}") from None
+    except ValueError as err:
+        raise PathpruneError(f"{path} is not a loadable causal LM: {str(err).splitlines()[0][:200]}") from None
+    except Exception as err:  # corrupt safetensors headers and the like
+        raise PathpruneError(f"cannot load model from {path}: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # batched sampling needs a pad id; it is always masked
+    tokenizer.padding_side = "left"
+    model.to(device).eval()
+    model.name_or_path = str(spec)
+    return model, tokenizer
