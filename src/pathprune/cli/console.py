@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console()
+if not console.is_terminal:  # logs and pipes: wide enough for the result tables
+    console = Console(width=160)
 err_console = Console(stderr=True, soft_wrap=True)  # errors stay on one line
 
 

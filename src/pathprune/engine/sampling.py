@@ -37,7 +37,7 @@ class SamplingParams:
     max_new_tokens: int = 256
     """Generated tokens per path, EOS included."""
     seed: int | None = 0
-    """Seed of the sampling generator; None draws a fresh one."""
+    """Seed of the per-path random streams; None draws a fresh one."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,20 +84,60 @@ def suppressed_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
-def choose_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
-    """Pick one token per row of ``logits`` (B, V) under temperature / top-k / top-p."""
+def _lsr(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def _signed(c: int) -> int:
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+def mix64(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64 finaliser on int64 tensors (wrapping arithmetic): a counter-based RNG."""
+    z = x + _signed(0x9E3779B97F4A7C15)
+    z = (z ^ _lsr(z, 30)) * _signed(0xBF58476D1CE4E5B9)
+    z = (z ^ _lsr(z, 27)) * _signed(0x94D049BB133111EB)
+    return z ^ _lsr(z, 31)
+
+
+def path_keys(seed: int, problem_keys: list[int], n: int) -> torch.Tensor:
+    """One random key per path, (len(problem_keys) * n,), from (seed, problem, path index)."""
+    base = mix64(torch.tensor([seed], dtype=torch.long))
+    problems = mix64(base ^ torch.tensor(problem_keys, dtype=torch.long))
+    return mix64(problems.repeat_interleave(n) ^ torch.arange(n).repeat(len(problem_keys)))
+
+
+def path_uniforms(keys: torch.Tensor, step: int) -> torch.Tensor:
+    """Uniform [0, 1) draws, one per path for this decoding step (float64).
+
+    Every path's randomness depends only on (seed, problem, path index, step),
+    never on which other paths share its batch: pruning, batch sizes and
+    problems-per-batch leave the surviving paths' samples unchanged.
+    """
+    return _lsr(mix64(keys ^ mix64(torch.full_like(keys, step))), 11).double() * 2.0**-53
+
+
+def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.Tensor) -> torch.Tensor:
+    """Pick one token per row of ``logits`` (B, V) under temperature / top-k / top-p,
+    by inverse-CDF sampling with the given per-row uniforms (B,)."""
     if params.temperature == 0:
         return logits.argmax(-1)
     logits = logits / params.temperature
     if params.top_k:
         kth = logits.topk(min(params.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = logits.softmax(-1)
+    probs = logits.double().softmax(-1)
     if params.top_p < 1:
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p > params.top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    cdf = probs.cumsum(-1)
+    u = (uniforms.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
+    idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+    # guard against float round-off at the top end: fall back to the last token with mass
+    last = (probs > 0).long().cumsum(-1).argmax(-1)
+    return torch.minimum(idx, last)
 
 
 def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +166,8 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -
     if limit and max(map(len, prompts)) + params.max_new_tokens > limit:
         raise PathpruneError(f"prompt + max_new_tokens exceeds the model's context of {limit} tokens")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
+    seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
+    keys = path_keys(seed, list(range(len(prompts))), params.n)
     eos = torch.tensor(sorted(eos_ids(model, tokenizer)), dtype=torch.long)
     banned = torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long)
 
@@ -144,7 +185,7 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -
     for step in range(params.max_new_tokens):
         if len(banned):
             logits[:, banned] = float("-inf")
-        tokens = choose_tokens(logits, params, generator)
+        tokens = choose_tokens(logits, params, path_uniforms(keys, step))
         for r, t in zip(rows.tolist(), tokens.tolist()):
             out[r].append(t)
         done = torch.isin(tokens, eos)
@@ -153,7 +194,7 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -
         if done.any():  # drop finished rows from the batch and the cache
             keep = (~done).nonzero().squeeze(-1)
             cache.batch_select_indices(keep)
-            rows, tokens, mask, next_pos = rows[keep], tokens[keep], mask[keep], next_pos[keep]
+            rows, tokens, mask, next_pos, keys = rows[keep], tokens[keep], mask[keep], next_pos[keep], keys[keep]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
         logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos, cache=cache,
                        use_cache=True).logits[:, -1].float()

@@ -44,6 +44,26 @@ def _check_causal_lm(path: Path) -> None:
         raise PathpruneError(f"{path} is not a causal LM (architectures: {', '.join(archs)})")
 
 
+_GENERIC_TOKENIZERS = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
+
+def load_tokenizer(path: Path):
+    """The checkpoint's tokenizer.
+
+    transformers 5 maps a generic ``tokenizer_class`` (TokenizersBackend) to the
+    model type's own class (Qwen2Tokenizer for a qwen2 config), which rebuilds a
+    byte-level BPE and silently drops words of a custom word-level vocabulary.
+    A checkpoint that declares the generic class gets its tokenizer.json as is.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg_file = path / "tokenizer_config.json"
+    declared = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
+    if declared in _GENERIC_TOKENIZERS and (path / "tokenizer.json").is_file():
+        return PreTrainedTokenizerFast.from_pretrained(str(path))
+    return AutoTokenizer.from_pretrained(str(path))
+
+
 def load_model(spec: str | Path, *, dtype=None, device: str = "cpu", progress=None):
     """Load ``(model, tokenizer)`` in eval mode.
 
@@ -56,12 +76,12 @@ def load_model(spec: str | Path, *, dtype=None, device: str = "cpu", progress=No
         progress: optional callable receiving one-line status messages.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = resolve(spec, progress=progress)
     _check_causal_lm(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = load_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32)
     except OSError as err:
         raise PathpruneError(f"cannot load model from {path}: {str(err).splitlines()[0][:200]}") from None

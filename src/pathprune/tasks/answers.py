@@ -15,7 +15,7 @@ import re
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _FINAL_LINE = re.compile(
-    r"(?:final answer(?: is)?|answer(?: is)?)\s*[:=]?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+    r"(?:final answer(?:\s+is)?|answer\s+is|answer\s*:)\s*[:=]?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
 )
 _CHOICE_PATTERNS = (
     re.compile(r'"?ANSWER"?\s*[:=]\s*"?\(?([A-Z])\)?"?'),

@@ -72,8 +72,9 @@ class TraceAnalysis:
     """Number of ``?`` markers written."""
 
     def slipped_before(self, fraction: float) -> bool:
-        """True when the path had deviated within the first ``fraction`` of its steps."""
-        return self.first_error_step is not None and self.first_error_step < fraction * self.n_steps
+        """True when a step completed within the first ``fraction`` of the chain was wrong
+        (so a prefix cut there already contains the error)."""
+        return self.first_error_step is not None and (self.first_error_step + 1) <= fraction * self.n_steps
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""``pathprune run``: Launch–Check–Resume over a benchmark file or a testbed split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .console import console, parse_int_list, progress_bar
+
+
+def load_problems(benchmark: str | None, testbed_split: str, levels: str | None, per_level: int, limit: int | None,
+                  seed: int):
+    """Problems from a benchmark file, or the testbed suite when no file is given."""
+    from ..tasks import load_benchmark
+    from ..testbed.problems import suite
+
+    if benchmark:
+        return load_benchmark(benchmark, limit=limit)
+    problems = suite(testbed_split, per_level, seed, levels=parse_int_list(levels, "levels"))
+    return problems[:limit] if limit else problems
+
+
+def run(
+    out: Path = typer.Option(..., help="Run directory (resumed if it exists with the same config)."),
+    model: str = typer.Option("testbed", help="Embedded name, HF directory or .gguf file."),
+    benchmark: str = typer.Option(None, help="Benchmark JSON/JSONL file (default: the testbed suite)."),
+    testbed_split: str = typer.Option("test", help="Testbed split when no benchmark is given."),
+    levels: str = typer.Option(None, help="Testbed difficulty levels, e.g. 4,8."),
+    per_level: int = typer.Option(10, help="Testbed problems per family and level."),
+    limit: int = typer.Option(None, help="Use only the first problems."),
+    signal: str = typer.Option("random", help="Pruning signal NAME[:ARG]."),
+    schedule: str = typer.Option("none", help="L:k[,L:k...] (e.g. 2048:8 or 512:32,1024:16,2048:8); none = no pruning."),
+    n: int = typer.Option(16, help="Paths per problem (N)."),
+    temperature: float = typer.Option(1.0),
+    top_p: float = typer.Option(1.0),
+    top_k: int = typer.Option(0),
+    max_new_tokens: int = typer.Option(160),
+    seed: int = typer.Option(0),
+    problems_per_batch: int = typer.Option(4, help="Problems sampled together (N rows each)."),
+) -> None:
+    """Sample N paths per problem, prune at the schedule's checkpoints with a signal, finish the rest, vote."""
+    from ..engine import Pruner, SamplingParams
+    from ..io.runlog import RunLog, write_json_atomic
+    from ..models import load_model
+
+    sampling = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
+                              max_new_tokens=max_new_tokens, seed=seed)
+    problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
+    config = {"model": model, "benchmark": benchmark, "testbed_split": testbed_split, "levels": levels,
+              "per_level": per_level, "limit": limit, "signal": signal, "schedule": schedule,
+              "sampling": sampling.__dict__, "problems_per_batch": problems_per_batch}
+    m, tok = load_model(model)
+    pruner = Pruner(m, tok, signal, schedule, sampling, problems_per_batch=problems_per_batch)
+    log = RunLog(out, config)
+    todo = [p for p in problems if p.id not in log.done]
+    with progress_bar() as bar:
+        task = bar.add_task("problems", total=len(problems), completed=len(problems) - len(todo))
+        for start in range(0, len(todo), problems_per_batch):
+            for res in pruner.run(todo[start:start + problems_per_batch]):
+                log.append(res.as_dict(), [{"problem_id": res.problem.id, **p.as_dict()} for p in res.paths])
+                bar.advance(task)
+    rows = log.problems
+    summary = {
+        "problems": len(rows),
+        "accuracy_vote": sum(r["correct"] for r in rows) / max(1, len(rows)),
+        "accuracy_kept_paths": (sum(p["correct"] for p in log.paths if p["kept"])
+                                / max(1, sum(p["kept"] for p in log.paths))),
+        "usage": {k: sum(r["usage"][k] for r in rows) for k in rows[0]["usage"]} if rows else {},
+        "times": {k: round(sum(r["times"][k] for r in rows), 3) for k in rows[0]["times"]} if rows else {},
+    }
+    write_json_atomic(Path(out) / "summary.json", summary)
+    console.print(f"{summary['problems']} problems  vote accuracy {summary['accuracy_vote']:.3f}  "
+                  f"kept-path accuracy {summary['accuracy_kept_paths']:.3f}  "
+                  f"generated tokens {summary['usage'].get('generated', 0)}")

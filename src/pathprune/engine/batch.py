@@ -1,0 +1,186 @@
+"""The live batch: every unfinished path of several problems, with one shared KV cache.
+
+Rows are paths. The batch owns the per-row attention mask (left padding of the
+prompts), the position counter, the next-token logits and the cache, and keeps
+them aligned through the three operations the engine needs:
+
+* :meth:`LiveBatch.decode_until` samples until every live path has L tokens
+  (paths that emit EOS leave the batch at once, their cache rows freed);
+* :meth:`LiveBatch.probe` appends tokens (e.g. ``[STOP]``) on a temporary
+  extension of the cache, returns their hidden states and crops the cache back,
+  bit for bit, so nothing is ever re-encoded;
+* :meth:`LiveBatch.select` keeps some rows and drops the rest of the cache.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from .sampling import SamplingParams, choose_tokens, left_pad, path_keys, path_uniforms
+
+
+@dataclass
+class PathRecord:
+    """Everything Launch keeps about one path (independent of its batch row)."""
+
+    problem_index: int
+    path_index: int
+    tokens: list[int] = field(default_factory=list)
+    """Generated tokens (EOS included when the path finished)."""
+    logprobs: list[float] = field(default_factory=list)
+    """Log-probability of each generated token under the model (temperature 1)."""
+    top_logprobs: list[list[float]] = field(default_factory=list)
+    """The k largest log-probabilities at each step (for confidence signals)."""
+    finished: bool = False
+    """True once the path emitted EOS."""
+    scores: list[float] = field(default_factory=list)
+    """One score per checkpoint the path reached alive."""
+    pruned_at: int | None = None
+    """Index of the stage that pruned this path (None: kept)."""
+    prefix_hidden: torch.Tensor | None = None
+    """Final-layer hidden state at the end of the prefix, at the last checkpoint reached."""
+
+
+class LiveBatch:
+    """Unfinished paths in one batch, with their cache. Built by :meth:`launch`."""
+
+    def __init__(self, model, records, keys, cache, mask, next_pos, logits, prompt_lens):
+        self.model = model
+        self.records: list[PathRecord] = records
+        self.keys = keys            # (R,) per-path random keys (see sampling.path_keys)
+        self.cache = cache
+        self.mask = mask            # (R, T) 1 = real token; prompts are left-padded
+        self.next_pos = next_pos    # (R, 1) position id of the next token
+        self.logits = logits        # (R, V) next-token logits
+        self.prompt_lens = prompt_lens  # per problem index
+        self.hidden: torch.Tensor | None = None  # (R, H) at the last fed token, when requested
+        self.check_tokens = 0       # tokens appended by probes (charged to the signal)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mask.device
+
+    @classmethod
+    @torch.no_grad()
+    def launch(cls, model, prompts: list[list[int]], n: int, pad_id: int, seed: int = 0,
+               problem_keys: list[int] | None = None, first_problem: int = 0) -> LiveBatch:
+        """Prefill each prompt once and share its cache rows across its ``n`` paths.
+
+        ``problem_keys`` (default: the prompt indices) seed each problem's paths,
+        so a problem gets the same paths whatever batch it is sampled in.
+        """
+        from transformers import DynamicCache
+
+        device = next(model.parameters()).device
+        ids, mask = (t.to(device) for t in left_pad(prompts, pad_id))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                    use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(n)
+        records = [PathRecord(first_problem + i, j) for i in range(len(prompts)) for j in range(n)]
+        keys = path_keys(seed, problem_keys if problem_keys is not None else list(range(len(prompts))), n)
+        return cls(model, records, keys, cache, mask.repeat_interleave(n, 0),
+                   positions[:, -1:].repeat_interleave(n, 0) + 1,
+                   out.logits[:, -1].float().repeat_interleave(n, 0),
+                   {first_problem + i: len(p) for i, p in enumerate(prompts)})
+
+    def _forward(self, tokens: torch.Tensor, want_hidden: bool) -> None:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=-1)
+        out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.next_pos,
+                         cache=self.cache, use_cache=True, output_hidden_states=want_hidden)
+        self.logits = out.logits[:, -1].float()
+        self.hidden = out.hidden_states[-1][:, -1] if want_hidden else None
+        self.next_pos = self.next_pos + 1
+
+    @torch.no_grad()
+    def decode_until(self, length: int, params: SamplingParams, eos: torch.Tensor,
+                     banned: torch.Tensor, top_logprobs: int = 5, feed_last: bool = True) -> list[PathRecord]:
+        """Sample until every live path has ``length`` generated tokens.
+
+        With ``feed_last`` the last sampled token is fed too, so the cache
+        covers the whole prefix and the next logits are ready (a checkpoint);
+        without it the loop ends as soon as the token is chosen (the end).
+        Returns the records of paths that finished (EOS) on the way.
+        """
+        finished: list[PathRecord] = []
+        while self.records and len(self.records[0].tokens) < length:
+            if len(banned):
+                self.logits[:, banned] = float("-inf")
+            logp = torch.log_softmax(self.logits, dim=-1)
+            tokens = choose_tokens(self.logits, params, path_uniforms(self.keys, len(self.records[0].tokens)))
+            chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
+            top = logp.topk(top_logprobs, dim=-1).values.tolist() if top_logprobs else None
+            for r, rec in enumerate(self.records):
+                rec.tokens.append(tokens[r].item())
+                rec.logprobs.append(chosen[r])
+                if top is not None:
+                    rec.top_logprobs.append(top[r])
+            done = torch.isin(tokens, eos)
+            if done.any():
+                for r in done.nonzero().squeeze(-1).tolist():
+                    self.records[r].finished = True
+                    finished.append(self.records[r])
+                keep = (~done).nonzero().squeeze(-1)
+                if len(keep) == 0:
+                    self.records = []
+                    break
+                self.select(keep)
+                tokens = tokens[keep]
+            at_end = len(self.records[0].tokens) >= length
+            if at_end and not feed_last:
+                break
+            self._forward(tokens, want_hidden=at_end)
+        if self.hidden is not None:
+            for rec, h in zip(self.records, self.hidden):
+                rec.prefix_hidden = h
+        return finished
+
+    def select(self, rows: torch.Tensor | list[int]) -> None:
+        """Keep only ``rows`` (in that order); the other rows' cache is freed at once."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        self.cache.batch_select_indices(idx)
+        self.mask, self.next_pos, self.logits = self.mask[idx], self.next_pos[idx], self.logits[idx]
+        self.keys = self.keys[idx.cpu()]
+        if self.hidden is not None:
+            self.hidden = self.hidden[idx]
+        self.records = [self.records[i] for i in idx.tolist()]
+
+    def probe(self, input_ids: torch.Tensor | None = None, *, inputs_embeds: torch.Tensor | None = None,
+              model=None, grad: bool = False):
+        """Run appended tokens over the cached prefixes and restore the cache.
+
+        Args:
+            input_ids: (m,) or (R, m) token ids to append to every row.
+            inputs_embeds: (R, m, H) embeddings instead of ids (learned tokens).
+            model: the module to run (e.g. a PEFT model whose adapter is active
+                only on these tokens); defaults to the base model.
+            grad: keep the autograd graph (training); the restored cache is
+                detached either way.
+
+        Returns the model output (``hidden_states`` included) for the m tokens.
+        """
+        rows = len(self)
+        if input_ids is not None and input_ids.dim() == 1:
+            input_ids = input_ids[None].expand(rows, -1)
+        m = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        mask = torch.cat([self.mask, self.mask.new_ones(rows, m)], dim=-1)
+        positions = self.next_pos + torch.arange(m, device=self.device)
+        with (nullcontext() if grad else torch.no_grad()):
+            out = (model or self.model)(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=mask,
+                                        position_ids=positions, cache=self.cache, use_cache=True,
+                                        output_hidden_states=True)
+        self.cache.crop(-m)  # transformers 5: a negative count removes the appended tokens
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys.detach(), layer.values.detach()
+        self.check_tokens += rows * m
+        return out
+
+    def cache_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for layer in self.cache.layers for t in (layer.keys, layer.values))

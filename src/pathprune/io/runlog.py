@@ -1,0 +1,78 @@
+"""Resumable run directories: per-path and per-problem JSONL logs plus a config guard.
+
+Layout of a run directory::
+
+    config.json      what was run (checked on resume: a different config is refused)
+    paths.jsonl      one line per path (problem id, path index, scores, kept, answer, text, ...)
+    problems.jsonl   one line per finished problem (vote, usage, times); written after its paths
+    summary.json     aggregates, written atomically at the end
+
+A killed run restarts where it stopped: problems present in ``problems.jsonl``
+are skipped, path lines of unfinished problems and any torn last line are
+dropped, so no record is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import PathpruneError
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a torn last line from a killed run
+    return out
+
+
+class RunLog:
+    """Append-only logs of one run, safe to resume."""
+
+    def __init__(self, out_dir: str | Path, config: dict) -> None:
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.dir / "config.json"
+        if cfg_path.exists():
+            old = json.loads(cfg_path.read_text())
+            if old != json.loads(json.dumps(config, default=str)):
+                diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+                raise PathpruneError(f"{self.dir} holds a run with a different config ({', '.join(diff)}); "
+                                     "use another --out")
+        else:
+            write_json_atomic(cfg_path, config)
+        self.problems = _read_jsonl(self.dir / "problems.jsonl")
+        done = {p["problem_id"] for p in self.problems}
+        paths = [p for p in _read_jsonl(self.dir / "paths.jsonl") if p["problem_id"] in done]
+        # rewrite both files clean (drops torn lines and paths of unfinished problems)
+        for name, rows in (("paths.jsonl", paths), ("problems.jsonl", self.problems)):
+            tmp = self.dir / (name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            os.replace(tmp, self.dir / name)
+        self.paths = paths
+        self.done = done
+
+    def append(self, problem_row: dict, path_rows: list[dict]) -> None:
+        """Write one finished problem: its paths first, then the problem line that marks it done."""
+        with open(self.dir / "paths.jsonl", "a") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in path_rows))
+            fh.flush()
+            os.fsync(fh.fileno())
+        with open(self.dir / "problems.jsonl", "a") as fh:
+            fh.write(json.dumps(problem_row) + "\n")
+        self.paths += path_rows
+        self.problems.append(problem_row)
+        self.done.add(problem_row["problem_id"])

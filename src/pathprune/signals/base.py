@@ -1,0 +1,67 @@
+"""The Signal interface: score every paused path; higher means "keep".
+
+A signal declares where it sits in the paper's taxonomy (source internal or
+external, learnable or not) and what it needs from the engine, so reports can
+group and charge signals honestly. Tokens a signal appends through
+:meth:`LiveBatch.probe` are counted automatically as check tokens; a signal
+that re-encodes text (an external judge) reports that with :meth:`CheckView.charge`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+
+from ..engine.batch import LiveBatch, PathRecord
+
+
+@dataclass
+class CheckView:
+    """What a signal sees at a checkpoint: the live batch plus problem context."""
+
+    batch: LiveBatch
+    problems: list
+    """All problems of the run, indexed by ``PathRecord.problem_index``."""
+    tokenizer: object
+    stage: int
+    seed: int = 0
+    reencoded_tokens: int = 0
+    model_calls: int = 0
+
+    @property
+    def records(self) -> list[PathRecord]:
+        return self.batch.records
+
+    def texts(self) -> list[str]:
+        """Decoded prefixes, one per row (for text-based signals)."""
+        return [self.tokenizer.decode(r.tokens, skip_special_tokens=True) for r in self.records]
+
+    def charge(self, *, tokens: int = 0, calls: int = 0) -> None:
+        """Record compute a signal spends outside the shared cache (re-encoding, judge calls)."""
+        self.reencoded_tokens += tokens
+        self.model_calls += calls
+
+
+class Signal(ABC):
+    """Base class of pruning signals. Subclasses set the class attributes and :meth:`score`."""
+
+    name: ClassVar[str]
+    source: ClassVar[Literal["internal", "external", "none"]]
+    learnable: ClassVar[bool]
+    needs: ClassVar[frozenset[str]] = frozenset()
+    """Subset of {"text", "logprobs", "hidden", "cache", "label"}."""
+
+    @property
+    def taxonomy(self) -> str:
+        """Type I–IV of the STOP paper ("-" for references such as random)."""
+        if self.source == "none":
+            return "-"
+        return {("external", False): "I", ("external", True): "II",
+                ("internal", False): "III", ("internal", True): "IV"}[(self.source, self.learnable)]
+
+    @abstractmethod
+    def score(self, view: CheckView) -> torch.Tensor:
+        """One float per live row (``view.records`` order); higher = more promising."""

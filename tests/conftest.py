@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = Path(os.environ.get("PATHPRUNE_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    from pathprune.models import load_model
+
+    return load_model("testbed")
+
+
+@pytest.fixture(scope="session")
+def benchmarks_dir() -> Path:
+    if not BENCHMARKS.is_dir():
+        pytest.skip(f"benchmark files not found in {BENCHMARKS} (set PATHPRUNE_BENCHMARKS)")
+    return BENCHMARKS

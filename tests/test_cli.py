@@ -1,0 +1,58 @@
+"""The CLI end to end: --help everywhere, a real stats run to a JSON file, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pathprune.cli import main
+
+COMMANDS = [[], ["demo"], ["models"], ["models", "list"], ["models", "prepare"], ["testbed"],
+            ["testbed", "train"], ["testbed", "stats"], ["testbed", "sample"]]
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "pathprune", *args], capture_output=True, text=True, **kw)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help(cmd, capsys):
+    assert main([*cmd, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+def test_stats_writes_json(tmp_path):
+    out = tmp_path / "stats.json"
+    res = cli("testbed", "stats", "--problems", "3", "--paths", "4", "--levels", "1,8", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())
+    assert {(r["family"], r["difficulty"]) for r in rows} == {("chain", 1), ("chain", 8), ("list", 1), ("list", 8)}
+    for r in rows:
+        assert r["paths"] == 4 * r["problems"] and 0 <= r["pass_at_1"] <= 1
+        assert r["all_right"] + r["all_wrong"] <= 1
+    assert "pass@1" in res.stdout
+
+
+def test_models_list_and_sample():
+    res = cli("models", "list")
+    assert res.returncode == 0 and "testbed" in res.stdout and "ready" in res.stdout
+    res = cli("testbed", "sample", "--family", "list", "--difficulty", "3", "--n", "3")
+    assert res.returncode == 0 and res.stdout.count("S0") + res.stdout.count("S1") == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["testbed", "stats", "--levels", "x"], "levels must be comma-separated integers"),
+        (["testbed", "stats", "--family", "sudoku"], "unknown testbed family"),
+        (["testbed", "sample", "--difficulty", "99"], "difficulty for 'chain' must be in [1, 10], got 99"),
+        (["models", "prepare", "/no/such/model"], "model not found"),
+    ],
+)
+def test_errors_are_one_line(args, message, tmp_path):
+    res = cli(*args, cwd=tmp_path)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert not list(tmp_path.iterdir())  # nothing half-written
