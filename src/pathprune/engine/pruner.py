@@ -69,6 +69,12 @@ class ProblemResult:
                 "memory": self.memory}
 
 
+def _tie_key(score: float) -> float:
+    """Scores equal to 5 significant digits tie: paths with identical prefixes get scores that
+    differ only by float noise, which depends on batch layout and must not decide the ranking."""
+    return float(f"{score:.5g}")
+
+
 def keep_rows(records: list[PathRecord], scores: torch.Tensor, stage: Stage) -> list[int]:
     """Rows to keep, chosen within each problem; ties go to the lower path index."""
     groups: dict[int, list[int]] = {}
@@ -76,7 +82,7 @@ def keep_rows(records: list[PathRecord], scores: torch.Tensor, stage: Stage) -> 
         groups.setdefault(rec.problem_index, []).append(row)
     kept: list[int] = []
     for rows in groups.values():
-        order = sorted(rows, key=lambda r: (-scores[r].item(), records[r].path_index))
+        order = sorted(rows, key=lambda r: (-_tie_key(scores[r].item()), records[r].path_index))
         if stage.keep is not None:
             kept += order[: stage.keep]
         else:

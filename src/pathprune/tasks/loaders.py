@@ -7,7 +7,8 @@ Recognised layouts (detected per record, so mixed files work):
 * multiple choice with ``options`` (a dict, or its Python/JSON text) and a letter
   ``answer``, e.g. ZebraLogic;
 * GSM8K (``question``, ``answer`` ending in ``#### 72``);
-* records with ready ``messages`` or ``prompt`` fields.
+* records with ready ``messages`` or ``prompt`` fields (optionally ``answer_kind``:
+  math, choice, testbed or text).
 
     >>> problems = load_benchmark("../shared/benchmarks/aime_2025.json")  # doctest: +SKIP
 """
@@ -85,10 +86,13 @@ def record_to_problem(rec: dict[str, Any], index: int, stem: str) -> Problem:
     answer = str(answer).strip()
     meta = {"source": stem, **{k: rec[k] for k in ("difficulty", "year", "problem_type", "domain") if k in rec}}
     pid = _record_id(rec, index, stem)
+    kind = rec.get("answer_kind", "math")
+    if kind not in ("math", "choice", "testbed", "text"):
+        raise ValueError(f"unknown answer_kind {kind!r}")
     if "messages" in rec:
-        return Problem(pid, answer, "math", messages=tuple(rec["messages"]), meta=meta)
+        return Problem(pid, answer, kind, messages=tuple(rec["messages"]), meta=meta)
     if question is None and "prompt" in rec:
-        return Problem(pid, answer, "math", prompt=str(rec["prompt"]), meta=meta)
+        return Problem(pid, answer, kind, prompt=str(rec["prompt"]), meta=meta)
     if question is None:
         raise ValueError("no 'problem' or 'question' field")
     options = _options(rec.get("options", rec.get("choices")))
