@@ -10,6 +10,11 @@ them aligned through the three operations the engine needs:
   extension of the cache, returns their hidden states and crops the cache back,
   bit for bit, so nothing is ever re-encoded;
 * :meth:`LiveBatch.select` keeps some rows and drops the rest of the cache.
+
+The loop is written by hand rather than calling ``model.generate`` because
+Check and Resume need the live cache, per-row masks and position counters
+(``../shared/reference/cpu-environment.md``: explicit 2-D mask, cumsum
+positions, finished rows removed rather than fed pad tokens that stay visible).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Sampling parameters and batched sampling with one prefill per prompt.
+"""Sampling parameters, per-path random streams, token choice, and plain batched sampling.
 
-The decode loop is written by hand rather than calling ``model.generate``
-because later stages (Check, Resume) need the live cache, per-row masks and
-position counters; see ``../shared/reference/cpu-environment.md`` for the
-left-padding pitfalls this loop avoids (explicit 2-D mask, cumsum positions,
-finished rows masked out rather than fed pad tokens that stay visible).
+``sample`` is Launch without checkpoints; the decode loop itself lives in
+:class:`pathprune.engine.batch.LiveBatch`.
 
     >>> params = SamplingParams(n=8, temperature=0.8, max_new_tokens=128, seed=1)
     >>> paths = sample(model, tokenizer, [prompt_ids], params)  # doctest: +SKIP
@@ -151,14 +148,14 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     return ids, mask
 
 
-@torch.no_grad()
 def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -> list[list[list[int]]]:
     """Sample ``params.n`` completions for every prompt; returns ``out[prompt][path] = token ids``.
 
     Each prompt is prefilled once and its cache shared by its n paths. Rows
-    that emit EOS (kept as their last token) leave the batch at once.
+    that emit EOS (kept as their last token) leave the batch at once. This is
+    Launch without checkpoints (:class:`~pathprune.engine.batch.LiveBatch`).
     """
-    from transformers import DynamicCache
+    from .batch import LiveBatch
 
     if not prompts or any(len(p) == 0 for p in prompts):
         raise PathpruneError("every prompt must have at least one token")
@@ -167,36 +164,10 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -
         raise PathpruneError(f"prompt + max_new_tokens exceeds the model's context of {limit} tokens")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
-    keys = path_keys(seed, list(range(len(prompts))), params.n)
-    eos = torch.tensor(sorted(eos_ids(model, tokenizer)), dtype=torch.long)
-    banned = torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long)
-
-    ids, mask = left_pad(prompts, pad)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1].float()
+    batch = LiveBatch.launch(model, prompts, params.n, pad, seed)
+    records = list(batch.records)
+    batch.decode_until(params.max_new_tokens, params, torch.tensor(sorted(eos_ids(model, tokenizer))),
+                       torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long), top_logprobs=0,
+                       feed_last=False)
     n = params.n
-    cache.batch_repeat_interleave(n)
-    logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
-    next_pos = positions[:, -1:].repeat_interleave(n, 0) + 1
-    rows = torch.arange(len(prompts) * n)  # batch row -> output path index
-    out: list[list[int]] = [[] for _ in range(len(rows))]
-    for step in range(params.max_new_tokens):
-        if len(banned):
-            logits[:, banned] = float("-inf")
-        tokens = choose_tokens(logits, params, path_uniforms(keys, step))
-        for r, t in zip(rows.tolist(), tokens.tolist()):
-            out[r].append(t)
-        done = torch.isin(tokens, eos)
-        if step == params.max_new_tokens - 1 or done.all():
-            break
-        if done.any():  # drop finished rows from the batch and the cache
-            keep = (~done).nonzero().squeeze(-1)
-            cache.batch_select_indices(keep)
-            rows, tokens, mask, next_pos, keys = rows[keep], tokens[keep], mask[keep], next_pos[keep], keys[keep]
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-        logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos, cache=cache,
-                       use_cache=True).logits[:, -1].float()
-        next_pos = next_pos + 1
-    return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
+    return [[r.tokens for r in records[i * n:(i + 1) * n]] for i in range(len(prompts))]

@@ -56,9 +56,9 @@ class Signal(ABC):
 
     @property
     def taxonomy(self) -> str:
-        """Type I–IV of the STOP paper ("-" for references such as random)."""
+        """Type I–IV of the STOP paper ("ref" for references such as random)."""
         if self.source == "none":
-            return "-"
+            return "ref"
         return {("external", False): "I", ("external", True): "II",
                 ("internal", False): "III", ("internal", True): "IV"}[(self.source, self.learnable)]
 
