@@ -17,7 +17,8 @@ def _prune_table(model, tokenizer, problems, n: int, schedule: str, seed: int) -
     for col in ("signal", "type", "cons (vote)", "avg@kept", "generated tokens", "Δ tokens", "check tokens"):
         table.add_column(col, justify="right")
     baseline = None
-    runs = [("no pruning", "random", None), ("random", "random", schedule), ("mean_logprob", "mean_logprob", schedule)]
+    runs = [("no pruning", "random", None)] + [(name, name, schedule) for name in
+                                                ("random", "jaccard", "mean_logprob", "conf_lowest", "neg_entropy")]
     with progress_bar() as bar:
         task = bar.add_task("pruning runs", total=len(runs) * len(problems))
         for label, signal, sched in runs:
@@ -61,4 +62,5 @@ def demo(
     hard = generate("chain", 10, 20, "test", seed) + generate("list", 8, 20, "test", seed)
     console.print(_prune_table(model, tokenizer, hard, paths, schedule, seed))
     console.print("cons = majority vote of the kept paths; avg@kept = accuracy of the kept paths (avg@k|N); "
-                  "Δ tokens = saving against no pruning. More signals come with the taxonomy issue.")
+                  "Δ tokens = saving against no pruning. Type I jaccard = SlimSC-style diversity; "
+                  "Type III = DeepConf-style confidence. STOP (Type IV) comes with its own issue.")

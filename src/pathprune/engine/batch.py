@@ -39,6 +39,8 @@ class PathRecord:
     """Log-probability of each generated token under the model (temperature 1)."""
     top_logprobs: list[list[float]] = field(default_factory=list)
     """The k largest log-probabilities at each step (for confidence signals)."""
+    entropies: list[float] = field(default_factory=list)
+    """Shannon entropy (nats) of each step's next-token distribution."""
     finished: bool = False
     """True once the path emitted EOS."""
     scores: list[float] = field(default_factory=list)
@@ -122,11 +124,15 @@ class LiveBatch:
             tokens = choose_tokens(self.logits, params, path_uniforms(self.keys, len(self.records[0].tokens)))
             chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
             top = logp.topk(top_logprobs, dim=-1).values.tolist() if top_logprobs else None
+            entropy = None
+            if top_logprobs:  # banned tokens have logp = -inf: count them as 0 * log 0 = 0
+                entropy = (-torch.where(logp > -torch.inf, logp.exp() * logp, 0.0).sum(-1)).tolist()
             for r, rec in enumerate(self.records):
                 rec.tokens.append(tokens[r].item())
                 rec.logprobs.append(chosen[r])
                 if top is not None:
                     rec.top_logprobs.append(top[r])
+                    rec.entropies.append(entropy[r])
             done = torch.isin(tokens, eos)
             if done.any():
                 for r in done.nonzero().squeeze(-1).tolist():

@@ -170,24 +170,7 @@ class Pruner:
             if not len(batch):
                 t0 = t1
                 break
-            view = CheckView(batch, problems, self.tokenizer, stage=s, seed=seed)
-            before = batch.check_tokens
-            scores = self._score(view)
-            per_row = (batch.check_tokens - before) // len(batch)
-            for rec, score in zip(batch.records, scores.tolist()):
-                rec.scores.append(score)
-                check_per_problem[rec.problem_index] += per_row
-            if view.reencoded_tokens:
-                for rec in batch.records:  # spread evenly: external judges re-read every row's text
-                    reenc[rec.problem_index] += view.reencoded_tokens / len(batch)
-            keep = keep_rows(batch.records, scores, stage)
-            kept = set(keep)
-            for row, rec in enumerate(batch.records):
-                if row not in kept:
-                    rec.pruned_at = s
-            memory.setdefault("cache_bytes_before_first_prune", batch.cache_bytes())
-            batch.select(keep)
-            memory.setdefault("cache_bytes_after_first_prune", batch.cache_bytes())
+            self._check(batch, problems, s, stage, seed, check_per_problem, reenc, memory)
             t0 = time.perf_counter()
             times.check += t0 - t1
         batch.decode_until(self.sampling.max_new_tokens, feed_last=False, **decode)
@@ -196,11 +179,30 @@ class Pruner:
             times.resume += t1 - t0
         else:
             times.launch += t1 - t0
-        return [self._result(i, p, len(prompts[i]), [r for r in records if r.problem_index == i],
+        return [self._result(p, len(prompts[i]), [r for r in records if r.problem_index == i],
                              check_per_problem[i], round(reenc[i]), times.scaled(1 / len(problems)), memory)
                 for i, p in enumerate(problems)]
 
-    def _result(self, index, problem, prompt_len, records, check_tokens, reencoded, times, memory) -> ProblemResult:
+    def _check(self, batch: LiveBatch, problems: list[Problem], s: int, stage: Stage, seed: int,
+               check_tokens: Counter, reencoded: Counter, memory: dict) -> None:
+        """Score the paused paths, mark the losers pruned and drop their cache rows."""
+        view = CheckView(batch, problems, self.tokenizer, stage=s, seed=seed)
+        before = batch.check_tokens
+        scores = self._score(view)
+        per_row = (batch.check_tokens - before) // len(batch)
+        for rec, score in zip(batch.records, scores.tolist()):
+            rec.scores.append(score)
+            check_tokens[rec.problem_index] += per_row
+            # external judges re-read every row's text: spread their charge evenly
+            reencoded[rec.problem_index] += view.reencoded_tokens / len(batch)
+        kept = keep_rows(batch.records, scores, stage)
+        for row in set(range(len(batch))) - set(kept):
+            batch.records[row].pruned_at = s
+        memory.setdefault("cache_bytes_before_first_prune", batch.cache_bytes())
+        batch.select(kept)
+        memory.setdefault("cache_bytes_after_first_prune", batch.cache_bytes())
+
+    def _result(self, problem, prompt_len, records, check_tokens, reencoded, times, memory) -> ProblemResult:
         last = self.schedule.stages[-1].prefix_tokens if self.schedule.stages else 0
         usage = TokenUsage(prompt=prompt_len, check=check_tokens, reencoded=reencoded)
         paths = []
@@ -212,7 +214,7 @@ class Pruner:
                 usage.kept_prefix += min(n_tok, last)
                 usage.kept_continuation += max(0, n_tok - last)
             text = self.tokenizer.decode(rec.tokens, skip_special_tokens=True)
-            answer = extract_answer(text, problem.answer_kind) if rec.pruned_at is None or rec.finished else None
+            answer = extract_answer(text, problem.answer_kind) if rec.pruned_at is None else None
             paths.append(PathResult(rec.path_index, n_tok, text, answer,
                                     answers_equal(problem.answer, answer, problem.answer_kind),
                                     rec.finished, rec.pruned_at is None, rec.pruned_at, rec.scores))

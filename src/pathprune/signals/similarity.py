@@ -1,0 +1,69 @@
+"""Type I signal (external, not learnable): SlimSC-style redundancy via n-gram Jaccard similarity.
+
+Paths of one problem that repeat each other add little to a vote, so the most
+redundant are pruned first. Similarity is the Jaccard index of the prefixes'
+token n-gram sets. Scores come from a greedy max-diversity order: first the
+path least similar to the others on average, then repeatedly the path whose
+highest similarity to those already chosen is lowest (ties: lower path index).
+A path's score is minus its position in that order, so top-k by score is
+exactly the greedy selection of k diverse paths, for every k.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import PathpruneError
+from .base import CheckView, Signal
+from .registry import register_signal
+
+
+def ngrams(tokens: list[int], n: int) -> set[tuple[int, ...]]:
+    return {tuple(tokens[i:i + n]) for i in range(max(0, len(tokens) - n + 1))} or {tuple(tokens)}
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def diversity_order(prefixes: list[list[int]], n: int) -> list[int]:
+    """Indices of ``prefixes`` in greedy max-diversity order."""
+    sets = [ngrams(p, n) for p in prefixes]
+    m = len(sets)
+    sim = [[jaccard(sets[i], sets[j]) for j in range(m)] for i in range(m)]
+    if m == 1:
+        return [0]
+    first = min(range(m), key=lambda i: (sum(sim[i][j] for j in range(m) if j != i) / (m - 1), i))
+    order, rest = [first], [i for i in range(m) if i != first]
+    while rest:
+        nxt = min(rest, key=lambda i: (max(sim[i][j] for j in order), i))
+        order.append(nxt)
+        rest.remove(nxt)
+    return order
+
+
+@register_signal("jaccard")
+class JaccardDiversity(Signal):
+    """``--signal jaccard[:N]``: n-gram size N (default 3)."""
+
+    name, source, learnable = "jaccard", "external", False
+    needs = frozenset({"text"})
+
+    def __init__(self, arg: str | None = None) -> None:
+        try:
+            self.n = int(arg) if arg else 3
+        except ValueError:
+            raise PathpruneError(f"jaccard:N needs an integer n-gram size, got {arg!r}") from None
+        if self.n < 1:
+            raise PathpruneError(f"jaccard n-gram size must be >= 1, got {self.n}")
+
+    def score(self, view: CheckView) -> torch.Tensor:
+        scores = torch.zeros(len(view.records))
+        groups: dict[int, list[int]] = {}
+        for row, rec in enumerate(view.records):
+            groups.setdefault(rec.problem_index, []).append(row)
+        for rows in groups.values():
+            rows = sorted(rows, key=lambda r: view.records[r].path_index)
+            for rank, i in enumerate(diversity_order([view.records[r].tokens for r in rows], self.n)):
+                scores[rows[i]] = -rank
+        return scores
