@@ -59,7 +59,7 @@ def test_analysis_finds_first_slip_and_strategy():
 
 
 def test_noisy_teacher_rates_follow_config():
-    """Slips concentrate on hard steps and the wrong strategy grows with its triggers."""
+    """The wrong strategy needs at least two triggers and is capped at p_strategy_max."""
     rng, noise = random.Random(0), NoiseConfig()
     p_many = ChainProblem(5, tuple(("-", 9) for _ in range(6)))
     p_none = ChainProblem(5, tuple(("+", 1) for _ in range(6)))

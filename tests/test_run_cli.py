@@ -28,9 +28,10 @@ def test_run_logs_and_resumes(tmp_path):
     assert summary["usage"]["generated"] == sum(p["tokens"] for p in paths)
     assert summary["usage"]["pruned_prefix"] == 8 * 12
 
-    # simulate a kill: one problem finished, a torn path line of the next
+    # simulate a kill: one problem finished, all path lines of the next but not its problem line,
+    # and a torn line
     (out / "problems.jsonl").write_text(json.dumps(problems[0]) + "\n")
-    mine = [p for p in paths if p["problem_id"] == problems[0]["problem_id"]]
+    mine = [p for p in paths if p["problem_id"] in (problems[0]["problem_id"], problems[1]["problem_id"])]
     (out / "paths.jsonl").write_text("".join(json.dumps(p) + "\n" for p in mine) + '{"problem_id": "x", "pa')
     res = cli("run", "--out", str(out), *ARGS)
     assert res.returncode == 0, res.stderr

@@ -50,6 +50,8 @@ def test_top_k_and_top_p_restrict_choices():
     assert abs((k2 == 0).double().mean().item() - 0.5 / 0.8) < 0.04  # renormalised over the top 2
     p = choose_tokens(logits, SamplingParams(top_p=0.8), u)  # 0.5 + 0.3 reaches 0.8
     assert set(p.tolist()) == {0, 1}
+    exact = torch.tensor([[0.5, 0.25, 0.25]], dtype=torch.double).log().repeat(2000, 1)
+    assert set(choose_tokens(exact, SamplingParams(top_p=0.75), u).tolist()) == {0, 1}  # 0.5 + 0.25 = 0.75
     full = choose_tokens(logits, SamplingParams(), u)
     freq = torch.bincount(full, minlength=4).double() / 2000
     assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.double), atol=0.035)

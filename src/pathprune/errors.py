@@ -8,8 +8,8 @@ from typing import Any
 class PathpruneError(Exception):
     """A user-facing error (bad input, impossible config, wrong file).
 
-    The CLI prints ``str(err)`` on one line and exits with status 2; the
-    server maps it to HTTP 400.
+    The CLI prints ``str(err)`` on one line and exits with status 2 (a server
+    should answer it with HTTP 400).
     """
 
     def __init__(self, message: str, *, parameter: str | None = None, value: Any = None) -> None:

@@ -45,9 +45,6 @@ class StageTimes:
     check: float = 0.0
     resume: float = 0.0
 
-    def __add__(self, other: StageTimes) -> StageTimes:
-        return StageTimes(self.launch + other.launch, self.check + other.check, self.resume + other.resume)
-
     def scaled(self, factor: float) -> StageTimes:
         return StageTimes(self.launch * factor, self.check * factor, self.resume * factor)
 

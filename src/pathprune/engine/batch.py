@@ -19,7 +19,6 @@ positions, finished rows removed rather than fed pad tokens that stay visible).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -54,7 +53,7 @@ class PathRecord:
 class LiveBatch:
     """Unfinished paths in one batch, with their cache. Built by :meth:`launch`."""
 
-    def __init__(self, model, records, keys, cache, mask, next_pos, logits, prompt_lens):
+    def __init__(self, model, records, keys, cache, mask, next_pos, logits):
         self.model = model
         self.records: list[PathRecord] = records
         self.keys = keys            # (R,) per-path random keys (see sampling.path_keys)
@@ -62,7 +61,6 @@ class LiveBatch:
         self.mask = mask            # (R, T) 1 = real token; prompts are left-padded
         self.next_pos = next_pos    # (R, 1) position id of the next token
         self.logits = logits        # (R, V) next-token logits
-        self.prompt_lens = prompt_lens  # per problem index
         self.hidden: torch.Tensor | None = None  # (R, H) at the last fed token, when requested
         self.check_tokens = 0       # tokens appended by probes (charged to the signal)
 
@@ -76,7 +74,7 @@ class LiveBatch:
     @classmethod
     @torch.no_grad()
     def launch(cls, model, prompts: list[list[int]], n: int, pad_id: int, seed: int = 0,
-               problem_keys: list[int] | None = None, first_problem: int = 0) -> LiveBatch:
+               problem_keys: list[int] | None = None) -> LiveBatch:
         """Prefill each prompt once and share its cache rows across its ``n`` paths.
 
         ``problem_keys`` (default: the prompt indices) seed each problem's paths,
@@ -91,12 +89,11 @@ class LiveBatch:
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                     use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(n)
-        records = [PathRecord(first_problem + i, j) for i in range(len(prompts)) for j in range(n)]
+        records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]
         keys = path_keys(seed, problem_keys if problem_keys is not None else list(range(len(prompts))), n)
         return cls(model, records, keys, cache, mask.repeat_interleave(n, 0),
                    positions[:, -1:].repeat_interleave(n, 0) + 1,
-                   out.logits[:, -1].float().repeat_interleave(n, 0),
-                   {first_problem + i: len(p) for i, p in enumerate(prompts)})
+                   out.logits[:, -1].float().repeat_interleave(n, 0))
 
     def _forward(self, tokens: torch.Tensor, want_hidden: bool) -> None:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=-1)
@@ -117,6 +114,7 @@ class LiveBatch:
         Returns the records of paths that finished (EOS) on the way.
         """
         finished: list[PathRecord] = []
+        eos, banned = eos.to(self.device), banned.to(self.device)
         while self.records and len(self.records[0].tokens) < length:
             if len(banned):
                 self.logits[:, banned] = float("-inf")
@@ -139,10 +137,9 @@ class LiveBatch:
                     self.records[r].finished = True
                     finished.append(self.records[r])
                 keep = (~done).nonzero().squeeze(-1)
+                self.select(keep)  # frees the finished rows' cache (all of it when none is left)
                 if len(keep) == 0:
-                    self.records = []
                     break
-                self.select(keep)
                 tokens = tokens[keep]
             at_end = len(self.records[0].tokens) >= length
             if at_end and not feed_last:
@@ -178,18 +175,23 @@ class LiveBatch:
         Returns the model output (``hidden_states`` included) for the m tokens.
         """
         rows = len(self)
-        if input_ids is not None and input_ids.dim() == 1:
-            input_ids = input_ids[None].expand(rows, -1)
+        if input_ids is not None:
+            input_ids = input_ids.to(self.device)
+            if input_ids.dim() == 1:
+                input_ids = input_ids[None].expand(rows, -1)
         m = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         mask = torch.cat([self.mask, self.mask.new_ones(rows, m)], dim=-1)
         positions = self.next_pos + torch.arange(m, device=self.device)
-        with (nullcontext() if grad else torch.no_grad()):
-            out = (model or self.model)(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=mask,
-                                        position_ids=positions, cache=self.cache, use_cache=True,
-                                        output_hidden_states=True)
-        self.cache.crop(-m)  # transformers 5: a negative count removes the appended tokens
-        for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys.detach(), layer.values.detach()
+        lengths = [layer.keys.shape[-2] for layer in self.cache.layers]
+        try:
+            with (torch.enable_grad() if grad else torch.no_grad()):
+                out = (model or self.model)(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=mask,
+                                            position_ids=positions, cache=self.cache, use_cache=True,
+                                            output_hidden_states=True)
+        finally:  # restore the cache even when the forward fails half-way through the layers
+            for layer, length in zip(self.cache.layers, lengths):
+                keys, values = layer.keys[..., :length, :], layer.values[..., :length, :]
+                layer.keys, layer.values = keys.detach(), values.detach()
         self.check_tokens += rows * m
         return out
 

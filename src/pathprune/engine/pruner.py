@@ -71,7 +71,8 @@ class ProblemResult:
 
 def _tie_key(score: float) -> float:
     """Scores equal to 5 significant digits tie: paths with identical prefixes get scores that
-    differ only by float noise, which depends on batch layout and must not decide the ranking."""
+    differ only by float noise (~1e-7, from the batch layout), which must not decide the ranking.
+    (Noise straddling a rounding boundary can still split a tie; that is rare.)"""
     return float(f"{score:.5g}")
 
 
@@ -180,7 +181,7 @@ class Pruner:
         else:
             times.launch += t1 - t0
         return [self._result(p, len(prompts[i]), [r for r in records if r.problem_index == i],
-                             check_per_problem[i], round(reenc[i]), times.scaled(1 / len(problems)), memory)
+                             check_per_problem[i], reenc[i], times.scaled(1 / len(problems)), memory)
                 for i, p in enumerate(problems)]
 
     def _check(self, batch: LiveBatch, problems: list[Problem], s: int, stage: Stage, seed: int,
@@ -190,11 +191,12 @@ class Pruner:
         before = batch.check_tokens
         scores = self._score(view)
         per_row = (batch.check_tokens - before) // len(batch)
-        for rec, score in zip(batch.records, scores.tolist()):
+        # external judges re-read every row's text: split their charge over rows in whole tokens
+        share, extra = divmod(view.reencoded_tokens, len(batch))
+        for row, (rec, score) in enumerate(zip(batch.records, scores.tolist())):
             rec.scores.append(score)
             check_tokens[rec.problem_index] += per_row
-            # external judges re-read every row's text: spread their charge evenly
-            reencoded[rec.problem_index] += view.reencoded_tokens / len(batch)
+            reencoded[rec.problem_index] += share + (row < extra)
         kept = keep_rows(batch.records, scores, stage)
         for row in set(range(len(batch))) - set(kept):
             batch.records[row].pruned_at = s

@@ -127,7 +127,7 @@ def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.
     probs = logits.double().softmax(-1)
     if params.top_p < 1:
         sorted_p, order = probs.sort(-1, descending=True)
-        drop = sorted_p.cumsum(-1) - sorted_p > params.top_p  # keep the smallest set reaching top_p
+        drop = sorted_p.cumsum(-1) - sorted_p >= params.top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
     cdf = probs.cumsum(-1)
     u = (uniforms.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
@@ -148,8 +148,12 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     return ids, mask
 
 
-def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -> list[list[list[int]]]:
+def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams,
+           problem_keys: list[int] | None = None) -> list[list[list[int]]]:
     """Sample ``params.n`` completions for every prompt; returns ``out[prompt][path] = token ids``.
+
+    ``problem_keys`` (e.g. CRC32 of problem ids) seed each prompt's paths; by
+    default the prompt's position in this call does.
 
     Each prompt is prefilled once and its cache shared by its n paths. Rows
     that emit EOS (kept as their last token) leave the batch at once. This is
@@ -164,7 +168,7 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams) -
         raise PathpruneError(f"prompt + max_new_tokens exceeds the model's context of {limit} tokens")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
-    batch = LiveBatch.launch(model, prompts, params.n, pad, seed)
+    batch = LiveBatch.launch(model, prompts, params.n, pad, seed, problem_keys)
     records = list(batch.records)
     batch.decode_until(params.max_new_tokens, params, torch.tensor(sorted(eos_ids(model, tokenizer))),
                        torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long), top_logprobs=0,

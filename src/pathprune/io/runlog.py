@@ -47,9 +47,9 @@ class RunLog:
         self.dir.mkdir(parents=True, exist_ok=True)
         cfg_path = self.dir / "config.json"
         if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            if old != json.loads(json.dumps(config, default=str)):
-                diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            old, new = json.loads(cfg_path.read_text()), json.loads(json.dumps(config, default=str))
+            if old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise PathpruneError(f"{self.dir} holds a run with a different config ({', '.join(diff)}); "
                                      "use another --out")
         else:

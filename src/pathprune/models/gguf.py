@@ -31,7 +31,7 @@ def _check_magic(path: Path) -> None:
 
 
 def converted_dir(path: Path, name: str | None = None) -> Path:
-    """Cache directory for a GGUF file (keyed by name and size)."""
+    """Cache directory for a GGUF file: the given name, else the file's stem and size."""
     stem = name or f"{path.stem}-{path.stat().st_size}"
     return cache_dir() / "gguf" / stem
 
@@ -61,11 +61,15 @@ def convert_gguf(path: str | Path, name: str | None = None, progress=None) -> Pa
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    for stale in target.parent.glob(target.name + ".tmp*"):  # left by a killed conversion
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / MARKER).write_text(json.dumps(_fingerprint(path)))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MARKER).write_text(json.dumps(_fingerprint(path)))
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -24,7 +24,7 @@ class CheckView:
 
     batch: LiveBatch
     problems: list
-    """All problems of the run, indexed by ``PathRecord.problem_index``."""
+    """The problems of the current batch, indexed by ``PathRecord.problem_index``."""
     tokenizer: object
     stage: int
     seed: int = 0

@@ -118,4 +118,6 @@ class NegativeEntropy(Signal):
             raise PathpruneError("neg_entropy takes no argument")
 
     def score(self, view: CheckView) -> torch.Tensor:
+        if any(r.tokens and not r.entropies for r in view.records):
+            raise PathpruneError("neg_entropy needs per-token entropies; launch with top_logprobs >= 1")
         return torch.tensor([-sum(r.entropies) / max(1, len(r.entropies)) for r in view.records])

@@ -19,7 +19,7 @@ _FINAL_LINE = re.compile(
 )
 _CHOICE_PATTERNS = (
     re.compile(r'"?ANSWER"?\s*[:=]\s*"?\(?([A-Z])\)?"?'),
-    re.compile(r"answer is\s*:?\s*\(?([A-Z])\)?\b", re.IGNORECASE),
+    re.compile(r"(?i:answer is)\s*:?\s*\(?([A-Z])\)?\b"),  # the letter itself stays case-sensitive
     re.compile(r"\\boxed\{\s*\(?([A-Z])\)?\s*\}"),
 )
 

@@ -8,6 +8,7 @@ error kind (random slip vs wrong strategy).
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -88,7 +89,8 @@ def testbed_stats(model, tokenizer, *, n_problems: int = 50, n_paths: int = 16, 
     words: dict[str, list[list[str]]] = {}
     for start in range(0, len(problems), batch_problems):
         chunk = problems[start:start + batch_problems]
-        outs = sample(model, tokenizer, [tokenizer(p.prompt).input_ids for p in chunk], params)
+        outs = sample(model, tokenizer, [tokenizer(p.prompt).input_ids for p in chunk], params,
+                      problem_keys=[zlib.crc32(p.id.encode()) for p in chunk])
         for p, paths in zip(chunk, outs):
             words[p.id] = [tokenizer.convert_ids_to_tokens(ids) for ids in paths]
         if progress:

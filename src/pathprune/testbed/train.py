@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,10 +107,13 @@ def train(out_dir: str | Path, cfg: TrainConfig, progress=None) -> dict:
     model.eval()
     model.config._attn_implementation = "sdpa"
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    build_tokenizer().save_pretrained(out)
+    tmp = out.with_name(out.name + ".tmp")  # written whole, then renamed: never a half checkpoint
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    build_tokenizer().save_pretrained(tmp)
     record = {"config": asdict(cfg), "history": history, "train_seconds": round(time.perf_counter() - t0, 1),
               "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters())}
-    (out / "training.json").write_text(json.dumps(record, indent=2))
+    (tmp / "training.json").write_text(json.dumps(record, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
     return record
