@@ -8,7 +8,7 @@ import pytest
 
 from pathprune.cli import main
 
-COMMANDS = [[], ["demo"], ["models"], ["models", "list"], ["models", "prepare"], ["testbed"],
+COMMANDS = [[], ["demo"], ["run"], ["signals"], ["models"], ["models", "list"], ["models", "prepare"], ["testbed"],
             ["testbed", "train"], ["testbed", "stats"], ["testbed", "sample"]]
 
 
@@ -32,6 +32,13 @@ def test_stats_writes_json(tmp_path):
         assert r["paths"] == 4 * r["problems"] and 0 <= r["pass_at_1"] <= 1
         assert r["all_right"] + r["all_wrong"] <= 1
     assert "pass@1" in res.stdout
+
+
+def test_signals_lists_the_registry(capsys):
+    assert main(["signals"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "│" in line]
+    assert any("jaccard" in r and " I " in r for r in rows)
+    assert any("conf_lowest" in r and " III " in r for r in rows)
 
 
 def test_models_list_and_sample():

@@ -11,6 +11,7 @@ from .console import err_console
 from .demo_cmd import demo
 from .models_cmd import app as models_app
 from .run_cmd import run
+from .signals_cmd import signals
 from .testbed_cmd import app as testbed_app
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(testbed_app, name="testbed")
 app.command(help="Run the main job on the embedded testbed model.")(demo)
 app.command(help="Launch, Check, Resume over a benchmark or testbed split; per-path JSONL logs.")(run)
+app.command(help="List the registered pruning signals and their taxonomy type.")(signals)
 
 
 def main(argv: list[str] | None = None) -> int:

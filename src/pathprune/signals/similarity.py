@@ -44,7 +44,7 @@ def diversity_order(prefixes: list[list[int]], n: int) -> list[int]:
 
 @register_signal("jaccard")
 class JaccardDiversity(Signal):
-    """``--signal jaccard[:N]``: n-gram size N (default 3)."""
+    """SlimSC-style diversity: n-gram Jaccard similarity, redundant paths pruned first (`jaccard[:N]`, N=3)."""
 
     name, source, learnable = "jaccard", "external", False
     needs = frozenset({"text"})
