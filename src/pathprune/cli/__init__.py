@@ -12,6 +12,7 @@ from .demo_cmd import demo
 from .models_cmd import app as models_app
 from .run_cmd import run
 from .signals_cmd import signals
+from .stop_cmd import label, train
 from .testbed_cmd import app as testbed_app
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app.add_typer(testbed_app, name="testbed")
 app.command(help="Run the main job on the embedded testbed model.")(demo)
 app.command(help="Launch, Check, Resume over a benchmark or testbed split; per-path JSONL logs.")(run)
 app.command(help="List the registered pruning signals and their taxonomy type.")(signals)
+app.command(help="Monte-Carlo soft labels for prefixes (STOP training data); resumable.")(label)
+app.command(help="Train a STOP module on Monte-Carlo labels; keeps the best epoch.")(train)
 
 
 def main(argv: list[str] | None = None) -> int:

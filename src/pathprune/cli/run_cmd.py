@@ -60,12 +60,12 @@ def run(
             for res in pruner.run(todo[start:start + problems_per_batch]):
                 log.append(res.as_dict(), [{"problem_id": res.problem.id, **p.as_dict()} for p in res.paths])
                 bar.advance(task)
-    rows = log.problems
+    rows = log.units
     summary = {
         "problems": len(rows),
         "accuracy_vote": sum(r["correct"] for r in rows) / max(1, len(rows)),
-        "accuracy_kept_paths": (sum(p["correct"] for p in log.paths if p["kept"])
-                                / max(1, sum(p["kept"] for p in log.paths))),
+        "accuracy_kept_paths": (sum(p["correct"] for p in log.items if p["kept"])
+                                / max(1, sum(p["kept"] for p in log.items))),
         "usage": {k: sum(r["usage"][k] for r in rows) for k in rows[0]["usage"]} if rows else {},
         "times": {k: round(sum(r["times"][k] for r in rows), 3) for k in rows[0]["times"]} if rows else {},
     }

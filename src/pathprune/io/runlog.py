@@ -40,9 +40,15 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 class RunLog:
-    """Append-only logs of one run, safe to resume."""
+    """Append-only logs of one run, safe to resume.
 
-    def __init__(self, out_dir: str | Path, config: dict) -> None:
+    ``items`` (e.g. paths, labelled prefixes) are written before the ``units``
+    line (e.g. a problem) that marks them complete; ``key`` names the unit id.
+    """
+
+    def __init__(self, out_dir: str | Path, config: dict, items: str = "paths.jsonl",
+                 units: str = "problems.jsonl", key: str = "problem_id") -> None:
+        self.items_file, self.units_file, self.key = items, units, key
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         cfg_path = self.dir / "config.json"
@@ -54,25 +60,25 @@ class RunLog:
                                      "use another --out")
         else:
             write_json_atomic(cfg_path, config)
-        self.problems = _read_jsonl(self.dir / "problems.jsonl")
-        done = {p["problem_id"] for p in self.problems}
-        paths = [p for p in _read_jsonl(self.dir / "paths.jsonl") if p["problem_id"] in done]
-        # rewrite both files clean (drops torn lines and paths of unfinished problems)
-        for name, rows in (("paths.jsonl", paths), ("problems.jsonl", self.problems)):
+        self.units = _read_jsonl(self.dir / units)
+        done = {u[key] for u in self.units}
+        items_rows = [r for r in _read_jsonl(self.dir / items) if r[key] in done]
+        # rewrite both files clean (drops torn lines and items of unfinished units)
+        for name, rows in ((items, items_rows), (units, self.units)):
             tmp = self.dir / (name + ".tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
             os.replace(tmp, self.dir / name)
-        self.paths = paths
+        self.items = items_rows
         self.done = done
 
-    def append(self, problem_row: dict, path_rows: list[dict]) -> None:
-        """Write one finished problem: its paths first, then the problem line that marks it done."""
-        with open(self.dir / "paths.jsonl", "a") as fh:
-            fh.write("".join(json.dumps(r) + "\n" for r in path_rows))
+    def append(self, unit_row: dict, item_rows: list[dict]) -> None:
+        """Write one finished unit: its items first, then the unit line that marks it done."""
+        with open(self.dir / self.items_file, "a") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in item_rows))
             fh.flush()
             os.fsync(fh.fileno())
-        with open(self.dir / "problems.jsonl", "a") as fh:
-            fh.write(json.dumps(problem_row) + "\n")
-        self.paths += path_rows
-        self.problems.append(problem_row)
-        self.done.add(problem_row["problem_id"])
+        with open(self.dir / self.units_file, "a") as fh:
+            fh.write(json.dumps(unit_row) + "\n")
+        self.items += item_rows
+        self.units.append(unit_row)
+        self.done.add(unit_row[self.key])

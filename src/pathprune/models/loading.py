@@ -93,5 +93,4 @@ def load_model(spec: str | Path, *, dtype=None, device: str = "cpu", progress=No
         tokenizer.pad_token = tokenizer.eos_token  # batched sampling needs a pad id; it is always masked
     tokenizer.padding_side = "left"
     model.to(device).eval()
-    model.name_or_path = str(spec)
     return model, tokenizer

@@ -1,0 +1,1 @@
+"""Metrics for pruning signals and pruned results."""

@@ -1,0 +1,142 @@
+"""Save and load STOP checkpoints; import the official STOP layout.
+
+A checkpoint is a directory::
+
+    stop_config.json        StopConfig (incl. the base model's fingerprint), format version
+    stop_head.safetensors   head weight/bias and the [STOP] embedding(s)
+    adapter/                a standard PEFT adapter (adapter_config.json + adapter_model.safetensors)
+
+Loading onto a base model whose fingerprint differs is refused with a one-line
+error naming what differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import PathpruneError
+from .config import StopConfig, fingerprint
+from .module import StopModule
+
+FORMAT_VERSION = 1
+
+
+def _atomic_dir(out: str | Path, fill) -> Path:
+    """Build a directory with ``fill(tmp)`` and move it into place whole (never half-written)."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        fill(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _write_head(directory: Path, weight, bias, embeddings, config: StopConfig, extra: dict) -> None:
+    save_file({"head.weight": weight.detach().float().contiguous(), "head.bias": bias.detach().float().contiguous(),
+               "stop_embeddings": embeddings.detach().float().contiguous()}, directory / "stop_head.safetensors")
+    meta = {"format_version": FORMAT_VERSION, **config.to_dict(), **extra}
+    (directory / "stop_config.json").write_text(json.dumps(meta, indent=2))
+
+
+def save_stop(module: StopModule, path: str | Path, extra: dict | None = None) -> Path:
+    """Write ``module`` to ``path`` as a checkpoint directory."""
+
+    def fill(tmp: Path) -> None:
+        if module.peft is not None:
+            module.peft.save_pretrained(tmp / "adapter")
+        _write_head(tmp, module.head.weight, module.head.bias, module.stop_embeddings, module.config, extra or {})
+
+    return _atomic_dir(path, fill)
+
+
+def read_config(path: Path) -> tuple[StopConfig, dict]:
+    cfg_file = path / "stop_config.json"
+    if not cfg_file.is_file():
+        raise PathpruneError(f"{path} is not a STOP checkpoint (no stop_config.json)")
+    raw = json.loads(cfg_file.read_text())
+    names = {f.name for f in fields(StopConfig)}
+    return StopConfig(**{k: v for k, v in raw.items() if k in names}), raw
+
+
+def check_fingerprint(model, expected: dict, where: Path) -> None:
+    actual = fingerprint(model)
+    diff = [k for k in expected if expected.get(k) != actual.get(k)]
+    if diff:
+        detail = ", ".join(f"{k} {expected[k]} != {actual.get(k)}" for k in diff)
+        raise PathpruneError(f"STOP checkpoint {where} was trained for another base model ({detail})")
+
+
+def load_stop(model, path: str | Path) -> StopModule:
+    """Attach the STOP checkpoint at ``path`` to ``model`` (which must be its base model)."""
+    path = Path(path)
+    cfg, _ = read_config(path)
+    check_fingerprint(model, cfg.base_fingerprint, path)
+    use_adapter = cfg.use_adapter
+    cfg.use_adapter = False
+    module = StopModule(model, cfg)
+    if use_adapter:
+        from peft import PeftModel
+
+        module.peft = PeftModel.from_pretrained(model, str(path / "adapter"))
+        module.peft.base_model.disable_adapter_layers()
+        cfg.use_adapter = True
+    tensors = load_file(path / "stop_head.safetensors")
+    with torch.no_grad():
+        if tensors["stop_embeddings"].shape != module.stop_embeddings.shape:
+            raise PathpruneError(f"{path}: stop_embeddings has shape {tuple(tensors['stop_embeddings'].shape)}, "
+                                 f"expected {tuple(module.stop_embeddings.shape)}")
+        module.stop_embeddings.copy_(tensors["stop_embeddings"])
+        module.head.weight.copy_(tensors["head.weight"])
+        module.head.bias.copy_(tensors["head.bias"])
+    return module.eval()
+
+
+def import_official(model, path: str | Path, out: str | Path) -> Path:
+    """Convert the official STOP layout (``adapter/``, ``classifier_head.pth``,
+    ``assess_token_embedding.pth``, ``assess_token_config.json``) into a pathprune checkpoint.
+
+    The official head is ``Linear(hidden, 2)`` under a softmax; p(success) = softmax(...)[1]
+    = sigmoid((w1 - w0) . h + (b1 - b0)), so it converts exactly to our scalar head.
+    Pickled tensors are read with ``torch.load(weights_only=True)``: no code runs.
+    """
+    path = Path(path)
+    for name in ("classifier_head.pth", "assess_token_embedding.pth", "assess_token_config.json"):
+        if not (path / name).is_file():
+            raise PathpruneError(f"{path} is not an official STOP checkpoint (missing {name})")
+    meta = json.loads((path / "assess_token_config.json").read_text())
+    head = torch.load(path / "classifier_head.pth", weights_only=True, map_location="cpu")
+    emb = torch.load(path / "assess_token_embedding.pth", weights_only=True, map_location="cpu")
+    if isinstance(emb, dict):
+        emb = next(iter(emb.values()))
+    weight, bias = head["weight"], head["bias"]
+    if weight.shape[0] != 2 or weight.shape[1] != model.config.hidden_size:
+        raise PathpruneError(f"{path}: classifier head has shape {tuple(weight.shape)}, "
+                             f"expected (2, {model.config.hidden_size})")
+    adapter = path / "adapter"
+    cfg = StopConfig(n_stop=int(meta.get("num_assess_tokens", 4)), use_adapter=adapter.is_dir(),
+                     base_fingerprint=fingerprint(model))
+    if cfg.use_adapter:
+        lora = json.loads((adapter / "adapter_config.json").read_text())
+        cfg.rank, cfg.alpha = int(lora["r"]), int(lora["lora_alpha"])
+        cfg.target_modules = lora.get("target_modules") or cfg.target_modules
+
+    def fill(tmp: Path) -> None:
+        if cfg.use_adapter:  # a PEFT adapter already: copied as is, nothing attached to the caller's model
+            shutil.copytree(adapter, tmp / "adapter")
+        _write_head(tmp, (weight[1] - weight[0])[None], (bias[1] - bias[0]).reshape(1), emb.reshape(1, -1), cfg,
+                    {"imported_from": str(path)})
+
+    return _atomic_dir(out, fill)

@@ -1,0 +1,40 @@
+"""Score labelled prefixes offline with STOP and with the Type III baselines, on equal terms.
+
+Type III scores need each prefix token's distribution; offline they come from
+one re-encoding of the prefix (in the engine, Launch keeps them for free).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..engine.sampling import left_pad, suppressed_ids
+from ..signals.confidence import group_confidence, token_confidence
+
+
+@torch.no_grad()
+def baseline_scores(model, tokenizer, records: list[dict], batch_size: int = 64, window: int = 16) -> dict:
+    """{signal name: scores} for mean_logprob, neg_entropy, conf_mean, conf_lowest on the records' prefixes."""
+    banned = suppressed_ids(model, tokenizer)
+    out = {"mean_logprob": [], "neg_entropy": [], "conf_mean": [], "conf_lowest": []}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        ids, mask = left_pad([r["prefix_token_ids"] for r in chunk], pad)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()
+        logits[..., banned] = -torch.inf
+        logp = logits.log_softmax(-1)
+        width = ids.shape[1]
+        for row, r in enumerate(chunk):
+            n_gen = len(r["prefix_token_ids"]) - r.get("prompt_len", 1)
+            steps = torch.arange(width - n_gen - 1, width - 1)  # positions predicting the generated tokens
+            lp = logp[row, steps]
+            chosen = lp.gather(1, ids[row, steps + 1][:, None]).squeeze(1)
+            ent = -torch.where(lp > -torch.inf, lp.exp() * lp, 0.0).sum(-1)
+            conf = token_confidence(lp.topk(5, -1).values.tolist())
+            out["mean_logprob"].append(chosen.mean().item())
+            out["neg_entropy"].append(-ent.mean().item())
+            out["conf_mean"].append(conf.mean().item())
+            out["conf_lowest"].append(group_confidence(conf, window).min().item())
+    return out

@@ -1,0 +1,148 @@
+"""Monte-Carlo soft labels for prefixes (``pathprune label``).
+
+For each problem: sample ``n_filter`` paths and keep the problem only if its
+share of correct paths lies in [min_correct, max_correct] (the paper drops
+problems with > 28 or < 4 of 32 right: 0.125 ... 0.875); cut every path at
+each of ``prefix_tokens`` (paths that ended before a cut give no prefix
+there; identical prefixes are labelled once); sample ``k`` continuations per
+prefix from its cache (the prefix is prefilled once and shared by its k
+continuations); grade; the soft label is the share of correct continuations.
+
+Records (JSONL, one per prefix) carry ``prefix_token_ids`` (prompt + generated
+prefix, the official STOP field), ``soft_label``, the individual ``outcomes``
+(``outcomes[0]`` is the K = 1 hard label), ``problem_id`` and provenance. The
+run directory is resumable (:class:`pathprune.io.runlog.RunLog`).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..engine.sampling import SamplingParams, encode_problem, sample
+from ..errors import PathpruneError
+from ..io.runlog import RunLog
+from ..tasks.grading import grade
+from ..tasks.problem import Problem
+from .config import fingerprint
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    n_filter: int = 16
+    """Paths sampled per problem for the difficulty filter (paper: 32)."""
+    min_correct: float = 0.125
+    """Drop problems with a smaller share of correct paths (paper: 4 of 32)."""
+    max_correct: float = 0.875
+    """Drop problems with a larger share of correct paths (paper: 28 of 32)."""
+    prefix_tokens: tuple[int, ...] = (12, 16, 20, 24)
+    """Cut points in generated tokens (paper: one cut at 2,048)."""
+    k: int = 16
+    """Continuations per prefix (paper: 32)."""
+    temperature: float = 1.0
+    """Sampling temperature of paths and continuations (paper: 0.6)."""
+    top_p: float = 1.0
+    max_new_tokens: int = 160
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_correct <= self.max_correct <= 1:
+            raise PathpruneError("need 0 <= min_correct <= max_correct <= 1")
+        if self.k < 1 or self.n_filter < 1 or not self.prefix_tokens:
+            raise PathpruneError("k and n_filter must be >= 1 and at least one prefix length is needed")
+        if any(L >= self.max_new_tokens for L in self.prefix_tokens):
+            raise PathpruneError(f"prefix lengths must be below max_new_tokens={self.max_new_tokens}")
+
+
+def _key(*parts) -> int:
+    return zlib.crc32(":".join(map(str, parts)).encode())
+
+
+def label_problem(model, tok, problem: Problem, cfg: LabelConfig, provenance: dict) -> tuple[dict, list[dict]]:
+    """Label one problem: (unit row, prefix records). No records when the problem is filtered out."""
+    prompt = encode_problem(tok, problem)
+    params = SamplingParams(n=cfg.n_filter, temperature=cfg.temperature, top_p=cfg.top_p,
+                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    paths = sample(model, tok, [prompt], params, problem_keys=[_key(problem.id)])[0]
+    correct = [grade(problem, tok.decode(p, skip_special_tokens=True))[1] for p in paths]
+    share = sum(correct) / len(paths)
+    unit = {"problem_id": problem.id, "n_correct": sum(correct), "n_filter": len(paths),
+            "kept": cfg.min_correct <= share <= cfg.max_correct, "prefixes": 0}
+    if not unit["kept"]:
+        return unit, []
+    prefixes: dict[tuple[int, ...], tuple[int, int]] = {}
+    for i, p in enumerate(paths):
+        for cut in cfg.prefix_tokens:
+            if len(p) > cut:  # the path was still running at the cut
+                prefixes.setdefault(tuple(p[:cut]), (i, cut))
+    items = list(prefixes.items())
+    cont_params = SamplingParams(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
+                                 max_new_tokens=cfg.max_new_tokens - max(cfg.prefix_tokens), seed=cfg.seed + 1)
+    records = []
+    for start in range(0, len(items), 8):
+        chunk = items[start:start + 8]
+        conts = sample(model, tok, [prompt + list(pre) for pre, _ in chunk], cont_params,
+                       problem_keys=[_key(problem.id, i, cut) for _, (i, cut) in chunk])
+        for (pre, (i, cut)), outs in zip(chunk, conts):
+            outcomes = [int(grade(problem, tok.decode(list(pre) + c, skip_special_tokens=True))[1]) for c in outs]
+            records.append({
+                "problem_id": problem.id, "path_index": i, "prefix_len": cut, "prompt_len": len(prompt),
+                "prefix_token_ids": prompt + list(pre), "soft_label": sum(outcomes) / len(outcomes),
+                "outcomes": outcomes, "path_correct": bool(correct[i]), "meta": _meta(problem),
+                "provenance": provenance,
+            })
+    unit["prefixes"] = len(records)
+    return unit, records
+
+
+def _meta(problem: Problem) -> dict:
+    return {k: v for k, v in problem.meta.items() if isinstance(v, (str, int, float, bool))}
+
+
+def run_labelling(model, tok, problems: list[Problem], cfg: LabelConfig, out_dir: str | Path,
+                  model_name: str, progress=None) -> RunLog:
+    """Label ``problems`` into ``out_dir`` (``labels.jsonl`` + ``problems.jsonl``), resuming if present."""
+    provenance = {"model": model_name, "fingerprint": fingerprint(model)["weights_sha256"], "seed": cfg.seed,
+                  "temperature": cfg.temperature, "top_p": cfg.top_p, "k": cfg.k}
+    config = {"model": model_name, "fingerprint": fingerprint(model), "label": asdict(cfg),
+              "problems": [p.id for p in problems]}
+    log = RunLog(out_dir, config, items="labels.jsonl", units="problems.jsonl")
+    for problem in problems:
+        if problem.id in log.done:
+            continue
+        unit, records = label_problem(model, tok, problem, cfg, provenance)
+        log.append(unit, records)
+        if progress:
+            progress(1)
+    return log
+
+
+def read_labels(path: str | Path) -> list[dict]:
+    """Prefix records from a pathprune ``labels.jsonl`` (or its run directory) or the official STOP format
+    (``prefix_token_ids`` with ``soft_label`` / ``Soft_label``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "labels.jsonl"
+    if not path.is_file():
+        raise PathpruneError(f"label file not found: {path}")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PathpruneError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
+        label = rec.get("soft_label", rec.get("Soft_label"))
+        ids = rec.get("prefix_token_ids")
+        if label is None or not isinstance(ids, list) or not ids:
+            raise PathpruneError(f"{path}: line {n} needs prefix_token_ids and soft_label")
+        rec["soft_label"] = float(label)
+        rec.setdefault("problem_id", rec.get("id", f"line{n}"))
+        rec.setdefault("outcomes", [int(rec["soft_label"] >= 0.5)])
+        out.append(rec)
+    if not out:
+        raise PathpruneError(f"{path}: no records")
+    return out
