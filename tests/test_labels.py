@@ -76,10 +76,13 @@ def test_training_saves_the_best_epoch(tmp_path):
     cfg = LabelConfig(n_filter=8, k=4, prefix_tokens=(12, 20), min_correct=0.0, max_correct=1.0)
     recs = [r for p in generate("chain", 9, 6, "train") for r in label_problem(model, tok, p, cfg, {})[1]]
     train, val = recs[: len(recs) * 2 // 3], recs[len(recs) * 2 // 3:]
-    report = train_stop(model, tok, train, val, StopConfig(n_stop=2, rank=4), TrainStopConfig(epochs=2),
+    report = train_stop(model, tok, train, val, StopConfig(n_stop=2, rank=4), TrainStopConfig(epochs=2, batch_size=8),
                         tmp_path / "stop")
     assert len(report["history"]) == 2 and report["best"]["mse"] == min(h["mse"] for h in report["history"])
     fresh, _ = load_model("testbed")
     loaded = load_stop(fresh, tmp_path / "stop")
     probs = loaded.score_ids([r["prefix_token_ids"] for r in val], tok.pad_token_id).tolist()
     assert label_metrics(probs, val)["mse"] == pytest.approx(report["best"]["mse"], abs=1e-6)
+    # the critique adapter really trained (LoRA B starts at zero)
+    lora_b = [p for n, p in loaded.peft.named_parameters() if "lora_B" in n]
+    assert lora_b and all(p.abs().sum() > 0 for p in lora_b)

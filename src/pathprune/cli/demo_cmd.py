@@ -18,7 +18,7 @@ def _prune_table(model, tokenizer, problems, n: int, schedule: str, seed: int) -
         table.add_column(col, justify="right")
     baseline = None
     runs = [("no pruning", "random", None)] + [(name, name, schedule) for name in
-                                                ("random", "jaccard", "mean_logprob", "conf_lowest", "neg_entropy")]
+                                                ("random", "jaccard", "mean_logprob", "conf_lowest", "neg_entropy", "stop")]
     with progress_bar() as bar:
         task = bar.add_task("pruning runs", total=len(runs) * len(problems))
         for label, signal, sched in runs:
@@ -63,4 +63,4 @@ def demo(
     console.print(_prune_table(model, tokenizer, hard, paths, schedule, seed))
     console.print("cons = majority vote of the kept paths; avg@kept = accuracy of the kept paths (avg@k|N); "
                   "Δ tokens = saving against no pruning. Type I jaccard = SlimSC-style diversity; "
-                  "Type III = DeepConf-style confidence. STOP (Type IV) comes with its own issue.")
+                  "Type III = DeepConf-style confidence; Type IV = STOP (the shipped testbed checkpoint).")

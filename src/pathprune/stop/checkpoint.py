@@ -91,7 +91,7 @@ def load_stop(model, path: str | Path) -> StopModule:
         from peft import PeftModel
 
         module.peft = PeftModel.from_pretrained(model, str(path / "adapter"))
-        module.peft.base_model.disable_adapter_layers()
+        module.disable_adapter()
         cfg.use_adapter = True
     tensors = load_file(path / "stop_head.safetensors")
     with torch.no_grad():

@@ -59,9 +59,22 @@ class StopModule(nn.Module):
                 self.peft = get_peft_model(model, lora)
             except ValueError as err:
                 raise PathpruneError(f"cannot attach the critique adapter: {str(err).splitlines()[0]}") from None
-            self.peft.base_model.disable_adapter_layers()
+            self.disable_adapter()
 
     # -- adapter switching -------------------------------------------------------------
+    def disable_adapter(self) -> None:
+        """Switch the adapter off (the model generates as the base model).
+
+        PEFT's ``disable_adapter_layers`` also sets ``requires_grad=False`` on the
+        LoRA weights; a backward pass that runs after the [STOP] pass (always,
+        in training) would then leave them untouched, so they are re-marked
+        trainable: a disabled adapter is skipped by the forward pass anyway.
+        """
+        self.peft.base_model.disable_adapter_layers()
+        for name, p in self.peft.named_parameters():
+            if "lora_" in name:
+                p.requires_grad_(True)
+
     @contextmanager
     def adapter_on(self):
         """Enable the critique adapter for the [STOP] pass only."""
@@ -72,7 +85,7 @@ class StopModule(nn.Module):
         try:
             yield self.peft
         finally:
-            self.peft.base_model.disable_adapter_layers()
+            self.disable_adapter()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         params = [self.stop_embeddings, *self.head.parameters()]
@@ -91,9 +104,6 @@ class StopModule(nn.Module):
         """(R,) head logits for every row of a :class:`LiveBatch`, reusing its cache (restored after)."""
         dtype = self.base.get_input_embeddings().weight.dtype
         with self.adapter_on() as runner:
-            if self.peft is not None:
-                for p in (p for n, p in self.peft.named_parameters() if "lora_" in n):
-                    p.requires_grad_(grad)
             out = batch.probe(inputs_embeds=self._stop_embeds(len(batch), dtype).to(batch.device),
                               model=runner, grad=grad)
         h = out.hidden_states[-1][:, -1].float()

@@ -24,8 +24,8 @@ from .module import StopModule
 
 @dataclass
 class TrainStopConfig:
-    epochs: int = 8
-    lr: float = 2e-3
+    epochs: int = 10
+    lr: float = 1e-2
     batch_size: int = 32
     weight_decay: float = 0.0
     hard_labels: bool = False
