@@ -119,3 +119,13 @@ def test_no_adapter_ablation_and_stop_in_the_engine(tmp_path):
         assert [p.text for p in a.paths] == [p.text for p in b.paths] and b.usage.check == 6 * 4
     pruned = Pruner(model, tok, f"stop:{tmp_path / 'plain'}", "14:2", params).run(problems)
     assert all(sum(p.kept for p in r.paths) == 2 and r.usage.check == 6 * 2 for r in pruned)
+
+
+def test_shipped_testbed_checkpoint_loads_and_scores():
+    from pathprune.signals.stop_signal import TESTBED_STOP
+
+    model, tok = _fresh()
+    module = load_stop(model, TESTBED_STOP)
+    _, batch = _paused(model, tok)
+    scores = module.score_cached(batch)
+    assert scores.shape == (len(batch),) and ((scores > 0) & (scores < 1)).all() and scores.std() > 0
