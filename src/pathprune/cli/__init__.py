@@ -9,6 +9,7 @@ import typer
 from ..errors import PathpruneError
 from .console import err_console
 from .demo_cmd import demo
+from .eval_cmd import eval_, report
 from .models_cmd import app as models_app
 from .run_cmd import run
 from .signals_cmd import signals
@@ -25,6 +26,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(testbed_app, name="testbed")
 app.command(help="Run the main job on the embedded testbed model.")(demo)
 app.command(help="Launch, Check, Resume over a benchmark or testbed split; per-path JSONL logs.")(run)
+app.command(name="eval", help="Compare signals on the same launched paths; metrics with CIs, reports.")(eval_)
+app.command(help="Rebuild an evaluation's tables, figures and HTML report from its logs.")(report)
 app.command(help="List the registered pruning signals and their taxonomy type.")(signals)
 app.command(help="Monte-Carlo soft labels for prefixes (STOP training data); resumable.")(label)
 app.command(help="Train a STOP module on Monte-Carlo labels; keeps the best epoch.")(train)

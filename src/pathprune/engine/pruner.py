@@ -69,7 +69,7 @@ class ProblemResult:
                 "memory": self.memory}
 
 
-def _tie_key(score: float) -> float:
+def tie_key(score: float) -> float:
     """Scores equal to 5 significant digits tie: paths with identical prefixes get scores that
     differ only by float noise (~1e-7, from the batch layout), which must not decide the ranking.
     (Noise straddling a rounding boundary can still split a tie; that is rare.)"""
@@ -83,12 +83,27 @@ def keep_rows(records: list[PathRecord], scores: torch.Tensor, stage: Stage) -> 
         groups.setdefault(rec.problem_index, []).append(row)
     kept: list[int] = []
     for rows in groups.values():
-        order = sorted(rows, key=lambda r: (-_tie_key(scores[r].item()), records[r].path_index))
+        order = sorted(rows, key=lambda r: (-tie_key(scores[r].item()), records[r].path_index))
         if stage.keep is not None:
             kept += order[: stage.keep]
         else:
             kept += [r for r in order if scores[r].item() >= stage.threshold] or order[:1]
     return sorted(kept)
+
+
+def score_view(signal: Signal, view: CheckView) -> torch.Tensor:
+    """The signal's scores for the view's rows, shape-checked; NaN ranks last."""
+    scores = torch.as_tensor(signal.score(view), dtype=torch.float32).flatten().cpu()
+    if scores.shape != (len(view.records),):
+        raise PathpruneError(f"signal {signal.name!r} returned {tuple(scores.shape)} scores "
+                             f"for {len(view.records)} paths")
+    return torch.nan_to_num(scores, nan=-math.inf)
+
+
+def reencoded_per_row(view: CheckView) -> list[int]:
+    """An external judge's re-encoding charge split over the rows in whole tokens (sums exactly)."""
+    share, extra = divmod(view.reencoded_tokens, len(view.records))
+    return [share + (row < extra) for row in range(len(view.records))]
 
 
 def majority(answers: list[str | None]) -> str | None:
@@ -141,12 +156,6 @@ class Pruner:
                                      f"({self.sampling.max_new_tokens}) exceeds the model's context of {self._limit}")
         return prompts
 
-    def _score(self, view: CheckView) -> torch.Tensor:
-        scores = torch.as_tensor(self.signal.score(view), dtype=torch.float32).flatten().cpu()
-        if scores.shape != (len(view.records),):
-            raise PathpruneError(f"signal {self.signal.name!r} returned {tuple(scores.shape)} scores "
-                                 f"for {len(view.records)} paths")
-        return torch.nan_to_num(scores, nan=-math.inf)
 
     @torch.no_grad()
     def _run_batch(self, problems: list[Problem]) -> list[ProblemResult]:
@@ -189,14 +198,12 @@ class Pruner:
         """Score the paused paths, mark the losers pruned and drop their cache rows."""
         view = CheckView(batch, problems, self.tokenizer, stage=s, seed=seed)
         before = batch.check_tokens
-        scores = self._score(view)
+        scores = score_view(self.signal, view)
         per_row = (batch.check_tokens - before) // len(batch)
-        # external judges re-read every row's text: split their charge over rows in whole tokens
-        share, extra = divmod(view.reencoded_tokens, len(batch))
-        for row, (rec, score) in enumerate(zip(batch.records, scores.tolist())):
+        for rec, score, reenc in zip(batch.records, scores.tolist(), reencoded_per_row(view)):
             rec.scores.append(score)
             check_tokens[rec.problem_index] += per_row
-            reencoded[rec.problem_index] += share + (row < extra)
+            reencoded[rec.problem_index] += reenc
         kept = keep_rows(batch.records, scores, stage)
         for row in set(range(len(batch))) - set(kept):
             batch.records[row].pruned_at = s

@@ -27,15 +27,21 @@ class StopSignal(Signal):
 
     def __init__(self, arg: str | None = None) -> None:
         self.path = Path(arg) if arg else TESTBED_STOP
-        self._module = None
-        self._model_id = None
 
     def module_for(self, model):
+        """The checkpoint attached to ``model``, loaded once per model and shared by every signal
+        object (a second injection of the adapter would stack LoRA layers on the same weights)."""
+        from ..errors import PathpruneError
         from ..stop.checkpoint import load_stop
 
-        if self._module is None or self._model_id != id(model):
-            self._module, self._model_id = load_stop(model, self.path), id(model)
-        return self._module
+        attached = model.__dict__.setdefault("_pathprune_stop", {})
+        key = str(self.path.resolve())
+        if key not in attached:
+            if attached:
+                raise PathpruneError(f"this model already carries the STOP checkpoint {next(iter(attached))}; "
+                                     f"load the model again to score with {self.path}")
+            attached[key] = load_stop(model, self.path)
+        return attached[key]
 
     def score(self, view: CheckView) -> torch.Tensor:
         return self.module_for(view.batch.model).score_cached(view.batch)

@@ -1,0 +1,83 @@
+"""Paper metrics per pruning setting, with 95 % bootstrap intervals over problems.
+
+For a setting ``L:k`` over N paths (definitions tested against hand-computed cases):
+
+* ``avg`` — avg@k|N: per problem, the mean correctness of its kept paths, averaged over
+  problems (with no pruning it is avg@N); paths that ended before L are kept and count;
+* ``cons`` — cons@k: per problem, whether the majority vote of the kept paths' answers is
+  right (ties: the earliest path), averaged (cons@N without pruning);
+* ``pass`` — pass@k: whether any kept path is right;
+* ``tokens`` — the paper's total tokens per problem (every generated token, pruned prefixes
+  included; prompts, check and re-encoding tokens reported beside it);
+* ``delta`` — Δ = (Tok_orig − Tok_pruned) / Tok_orig against no pruning on the same paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..engine.accounting import TokenUsage
+from .offline import ProblemOutcome, Setting, outcome
+
+METRICS: dict[str, Callable[[ProblemOutcome], float]] = {
+    "avg": lambda o: o.avg,
+    "cons": lambda o: float(o.vote_correct),
+    "pass": lambda o: float(o.any_correct),
+    "tokens": lambda o: float(o.usage.generated),
+}
+"""Per-problem metrics; dataset values are their means over problems."""
+
+
+def bootstrap_mean(values: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
+    """95 % percentile interval of the mean under the given resampling index matrix."""
+    means = values[draws].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def summarise(units: list[dict], paths: dict[str, list[dict]], settings: list[Setting],
+              n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per setting: metrics, intervals, token breakdown and Δ against no pruning.
+
+    ``units`` are (problem, seed) runs keyed by ``unit_id``; a problem's metric is the mean over
+    its seeds, and the bootstrap resamples problems (seeds of one problem are not independent).
+    """
+    if not units:
+        return []
+    problems = sorted({u["problem_id"] for u in units})
+    index = {pid: i for i, pid in enumerate(problems)}
+    owner = np.array([index[u["problem_id"]] for u in units])
+    weight = 1 / np.bincount(owner, minlength=len(problems))[owner]  # mean over a problem's seeds
+
+    def per_problem(values) -> np.ndarray:
+        return np.bincount(owner, weights=np.asarray(values, dtype=float) * weight, minlength=len(problems))
+
+    draws = np.random.default_rng(seed).integers(0, len(problems), size=(n_boot, len(problems)))
+    base = per_problem([sum(p["tokens"] for p in paths[u["unit_id"]]) for u in units])
+    rows = []
+    for setting in settings:
+        outs = [outcome(u, paths[u["unit_id"]], setting) for u in units]
+        row: dict = {"signal": setting.signal or "none", "prefix": setting.prefix, "keep": setting.keep,
+                     "label": setting.label, "problems": len(problems), "units": len(units)}
+        for name, fn in METRICS.items():
+            values = per_problem([fn(o) for o in outs])
+            row[name] = float(values.mean())
+            row[f"{name}_ci"] = bootstrap_mean(values, draws)
+        tokens = per_problem([o.usage.generated for o in outs])
+        row["delta"] = float(1 - tokens.sum() / base.sum())
+        deltas = 1 - tokens[draws].sum(axis=1) / base[draws].sum(axis=1)
+        row["delta_ci"] = (float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5)))
+        row["usage"] = sum((o.usage for o in outs), TokenUsage()).as_dict()
+        row["seconds"] = _seconds(units, setting)
+        rows.append(row)
+    return rows
+
+
+def _seconds(units: list[dict], setting: Setting) -> dict:
+    """Measured wall time of the shared run that this setting's numbers come from."""
+    if setting.signal is None:
+        return {"all_paths": round(sum(u["seconds"]["all_paths"] for u in units), 3)}
+    return {"launch": round(sum(u["seconds"]["launch"].get(str(setting.prefix), 0.0) for u in units), 3),
+            "check": round(sum(u["seconds"]["check"].get(setting.signal, {}).get(str(setting.prefix), 0.0)
+                                   for u in units), 3)}
