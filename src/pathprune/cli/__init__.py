@@ -28,6 +28,9 @@ app.add_typer(testbed_app, name="testbed")
 from .law_cmd import app as law_app  # noqa: E402  (kept beside its registration)
 
 app.add_typer(law_app, name="law")
+from .law_cmd import app as law_app  # noqa: E402  (kept beside its registration)
+
+app.add_typer(law_app, name="law")
 app.command(help="Run the main job on the embedded testbed model.")(demo)
 app.command(help="Launch, Check, Resume over a benchmark or testbed split; per-path JSONL logs.")(run)
 app.command(name="eval", help="Compare signals on the same launched paths; metrics with CIs, reports.")(eval_)
