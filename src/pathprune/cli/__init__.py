@@ -13,7 +13,6 @@ from .eval_cmd import eval_, report
 from .models_cmd import app as models_app
 from .run_cmd import run
 from .signals_cmd import signals
-from .serve_cmd import serve
 from .stop_cmd import label, train
 from .testbed_cmd import app as testbed_app
 
@@ -28,9 +27,6 @@ app.add_typer(testbed_app, name="testbed")
 from .law_cmd import app as law_app  # noqa: E402  (kept beside its registration)
 
 app.add_typer(law_app, name="law")
-from .law_cmd import app as law_app  # noqa: E402  (kept beside its registration)
-
-app.add_typer(law_app, name="law")
 app.command(help="Run the main job on the embedded testbed model.")(demo)
 app.command(help="Launch, Check, Resume over a benchmark or testbed split; per-path JSONL logs.")(run)
 app.command(name="eval", help="Compare signals on the same launched paths; metrics with CIs, reports.")(eval_)
@@ -38,7 +34,6 @@ app.command(help="Rebuild an evaluation's tables, figures and HTML report from i
 app.command(help="List the registered pruning signals and their taxonomy type.")(signals)
 app.command(help="Monte-Carlo soft labels for prefixes (STOP training data); resumable.")(label)
 app.command(help="Train a STOP module on Monte-Carlo labels; keeps the best epoch.")(train)
-app.command(help="OpenAI-compatible server: pruned parallel reasoning, STOP /classify, metrics.")(serve)
 
 
 def main(argv: list[str] | None = None) -> int:
