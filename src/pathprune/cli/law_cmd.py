@@ -156,7 +156,8 @@ def fit(
         for col in ("point", "C", "L_prefix", "L_task", "γ*⁻¹", "fitted γ⁻¹", "residual"):
             res.add_column(col, justify="left" if col == "point" else "right")
         for p, r in list(zip(pts, law.residuals, strict=True))[:show]:
-            res.add_row(p.origin, f"{p.budget_tokens:,.0f}", f"{p.prefix_tokens:,.0f}", f"{p.task_tokens:,.0f}",
+            origin = Path(p.origin)
+            res.add_row(f"{origin.parent.name}/{origin.name}", f"{p.budget_tokens:,.0f}", f"{p.prefix_tokens:,.0f}", f"{p.task_tokens:,.0f}",
                         f"{1 / p.gamma:.2f}",
                         f"{gamma_inverse(p.budget_tokens, p.prefix_tokens, p.task_tokens, law):.2f}",
                         f"{r:+.3f}")
