@@ -101,14 +101,25 @@ def _meta(problem: Problem) -> dict:
     return {k: v for k, v in problem.meta.items() if isinstance(v, (str, int, float, bool))}
 
 
+def label_provenance(model_name: str, fp: dict, cfg: LabelConfig) -> dict:
+    """The ``provenance`` field of every record (``fp`` from :func:`pathprune.stop.config.fingerprint`)."""
+    return {"model": model_name, "fingerprint": fp["weights_sha256"], "seed": cfg.seed,
+            "temperature": cfg.temperature, "top_p": cfg.top_p, "k": cfg.k}
+
+
+def open_label_log(out_dir: str | Path, model_name: str, fp: dict, cfg: LabelConfig,
+                   problems: list[Problem]) -> RunLog:
+    """The labelling run directory, resumed if present (the same for in-process and distributed runs)."""
+    config = {"model": model_name, "fingerprint": fp, "label": asdict(cfg), "problems": [p.id for p in problems]}
+    return RunLog(out_dir, config, items="labels.jsonl", units="problems.jsonl")
+
+
 def run_labelling(model, tok, problems: list[Problem], cfg: LabelConfig, out_dir: str | Path,
                   model_name: str, progress=None) -> RunLog:
     """Label ``problems`` into ``out_dir`` (``labels.jsonl`` + ``problems.jsonl``), resuming if present."""
-    provenance = {"model": model_name, "fingerprint": fingerprint(model)["weights_sha256"], "seed": cfg.seed,
-                  "temperature": cfg.temperature, "top_p": cfg.top_p, "k": cfg.k}
-    config = {"model": model_name, "fingerprint": fingerprint(model), "label": asdict(cfg),
-              "problems": [p.id for p in problems]}
-    log = RunLog(out_dir, config, items="labels.jsonl", units="problems.jsonl")
+    fp = fingerprint(model)
+    log = open_label_log(out_dir, model_name, fp, cfg, problems)
+    provenance = label_provenance(model_name, fp, cfg)
     for problem in problems:
         if problem.id in log.done:
             continue
