@@ -1,0 +1,207 @@
+"""The one owner of the model: encodes prompts, runs merged launch batches and STOP classification.
+
+Everything here runs on the scheduler's worker thread, never concurrently:
+the STOP module switches its adapter on the shared model during a check, and
+fast tokenizers are not safe to reconfigure from several threads.
+
+Requests whose :class:`GenerateSpec` are equal run as one :class:`Pruner` batch.
+That is exact, not an approximation: every path's randomness depends only on
+(seed, problem key, path index, step), and the server folds each request's seed
+into its problem key, so a request gets the same paths alone or merged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..engine.pruner import Pruner, ProblemResult
+from ..engine.sampling import SamplingParams, encode_problem
+from ..errors import PathpruneError
+from ..signals import Signal, get_signal
+from ..tasks.problem import Problem
+from .config import ServerConfig
+
+Prompt = str | list[int] | tuple[dict[str, str], ...]
+"""Text, token ids, or chat messages."""
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """What two requests must share to run in one launch batch."""
+
+    sampling: SamplingParams
+    schedule: str
+    signal: str
+
+
+@dataclass(frozen=True)
+class GenerateWork:
+    spec: GenerateSpec
+    prompts: tuple[Prompt, ...]
+    seed: int
+    answer_kind: str
+
+
+@dataclass(frozen=True)
+class ClassifyWork:
+    prefixes: tuple[list[int], ...]
+    """Checked prefixes, their [STOP] tails stripped (see :meth:`ModelRunner.prepare_classify`)."""
+
+
+class _ServingPruner(Pruner):
+    """A Pruner that takes pre-encoded prompts and drops cancelled requests' paths at each checkpoint."""
+
+    def __init__(self, *args, cancelled: Callable[[int], bool], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._cancelled = cancelled
+
+    def _prompts(self, problems: list[Problem]) -> list[list[int]]:
+        return [list(p.meta["prompt_ids"]) for p in problems]  # encoded and checked by ModelRunner.encode
+
+    def _check(self, batch, *args, **kwargs) -> None:
+        super()._check(batch, *args, **kwargs)
+        live = [row for row, rec in enumerate(batch.records) if not self._cancelled(rec.problem_index)]
+        if len(live) < len(batch):
+            batch.select(live)  # frees the cancelled requests' cache rows now, not at the end
+
+
+def _problem_id(seed: int, ids: list[int]) -> str:
+    """Seeds the problem's random streams: same seed and prompt, same paths, whatever the batch."""
+    return f"{seed}:{hashlib.sha256(str(ids).encode()).hexdigest()[:16]}"
+
+
+class ModelRunner:
+    """Loads the model (and STOP, when available) and executes batches of work."""
+
+    def __init__(self, config: ServerConfig):
+        from ..models import load_model
+        from ..signals.stop_signal import StopSignal
+
+        self.config = config
+        self.model, self.tokenizer = load_model(config.model)
+        self.context: int | None = getattr(self.model.config, "max_position_embeddings", None)
+        self.vocab_size = self.model.get_input_embeddings().num_embeddings
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.answer_kind = "testbed" if config.model == "testbed" else "math"
+        stop = stop_checkpoint_for(config)
+        self._signals: dict[str, Signal] = {}
+        self.stop_module = None
+        self.stop_token_id: int | None = None
+        if stop:
+            signal = StopSignal(str(stop))
+            self.stop_module = signal.module_for(self.model)  # attach once, now: a bad checkpoint fails at start
+            self._signals["stop"] = signal
+            if "[STOP]" in self.tokenizer.get_vocab():
+                self.stop_token_id = self.tokenizer.convert_tokens_to_ids("[STOP]")
+        self.default_signal = config.default_signal or ("stop" if self.stop_module else "mean_logprob")
+
+    @property
+    def n_stop(self) -> int | None:
+        return self.stop_module.config.n_stop if self.stop_module else None
+
+    # -- validation that needs no model (safe on the event-loop thread) ------------------------
+    def check_signal(self, spec: str) -> None:
+        """Raise a one-line error for a signal this server cannot run."""
+        name, _, arg = spec.partition(":")
+        if name == "stop":
+            if arg:
+                raise PathpruneError("clients cannot choose a STOP checkpoint path; the server's --stop is used",
+                                     parameter="signal", value=spec)
+            if self.stop_module is None:
+                raise PathpruneError("this server has no STOP checkpoint (start it with --stop DIR)",
+                                     parameter="signal", value=spec)
+            return
+        signal = get_signal(spec)
+        if "label" in signal.needs:
+            raise PathpruneError(f"signal {name!r} needs reference answers, which a server does not have",
+                                 parameter="signal", value=spec)
+
+    def check_ids(self, ids: list[int], what: str) -> None:
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise PathpruneError(f"{what}: token id {bad[0]} is outside the vocabulary [0, {self.vocab_size})")
+
+    # -- worker-thread work -------------------------------------------------------------------
+    def _signal(self, spec: str) -> Signal:
+        if spec not in self._signals:  # one instance per spec: learned signals load their weights once
+            self._signals[spec] = get_signal(spec)
+        return self._signals[spec]
+
+    def encode(self, work: GenerateWork) -> list[list[int]]:
+        """Token ids of every prompt of ``work``, checked against the vocabulary and the context."""
+        out = []
+        for i, prompt in enumerate(work.prompts):
+            what = "prompt" if len(work.prompts) == 1 else f"prompt {i}"
+            if isinstance(prompt, list):
+                ids = list(prompt)
+                self.check_ids(ids, what)
+            else:
+                problem = Problem(id="", answer="", **({"messages": prompt} if isinstance(prompt, tuple)
+                                                      else {"prompt": prompt}))
+                ids = encode_problem(self.tokenizer, problem)
+            if not ids:
+                raise PathpruneError(f"{what} is empty")
+            budget = work.spec.sampling.max_new_tokens
+            if self.context and len(ids) + budget > self.context:
+                raise PathpruneError(f"{what} ({len(ids)} tokens) + max_tokens ({budget}) exceeds the model's "
+                                     f"context of {self.context} tokens")
+            out.append(ids)
+        return out
+
+    @torch.no_grad()
+    def generate(self, spec: GenerateSpec, works: list[GenerateWork], encoded: list[list[list[int]]],
+                 cancelled: Callable[[int], bool]) -> list[list[ProblemResult]]:
+        """Run every prompt of ``works`` (same spec) as one launch batch; results per work.
+
+        ``cancelled(w)`` says whether work ``w``'s client has gone; its paths are dropped at the next checkpoint.
+        """
+        problems, owner = [], []
+        for w, (work, prompts) in enumerate(zip(works, encoded)):
+            for ids in prompts:
+                problems.append(Problem(id=_problem_id(work.seed, ids), answer="", answer_kind=work.answer_kind,
+                                        prompt="", meta={"prompt_ids": ids}))
+                owner.append(w)
+        pruner = _ServingPruner(self.model, self.tokenizer, signal=self._signal(spec.signal), schedule=spec.schedule,
+                                sampling=spec.sampling, problems_per_batch=len(problems),
+                                cancelled=lambda problem_index: cancelled(owner[problem_index]))
+        results = pruner.run(problems)
+        per_work: list[list[ProblemResult]] = [[] for _ in works]
+        for w, result in zip(owner, results):
+            per_work[w].append(result)
+        return per_work
+
+    def prepare_classify(self, inputs: list[list[int]], tail: int | None, truncate: int | None) -> ClassifyWork:
+        """Check /classify inputs and strip their [STOP] tails (pure Python: safe on any thread)."""
+        if self.stop_module is None:
+            raise PathpruneError("this server has no STOP checkpoint (start it with --stop DIR)")
+        n = self.n_stop
+        if tail is not None and tail != n:
+            raise PathpruneError(f"assess_tail_len is {tail} but the STOP checkpoint uses {n} [STOP] tokens")
+        prefixes = []
+        for i, ids in enumerate(inputs):
+            ids = list(ids[-truncate:]) if truncate else list(ids)  # vLLM keeps the last N tokens
+            self.check_ids(ids, f"input {i}")
+            if len(ids) <= n:
+                raise PathpruneError(f"input {i} has {len(ids)} tokens; it needs a prefix and {n} [STOP] tokens")
+            if self.stop_token_id is not None and any(t != self.stop_token_id for t in ids[-n:]):
+                raise PathpruneError(f"input {i} must end in {n} [STOP] tokens (id {self.stop_token_id})")
+            if self.context and len(ids) > self.context:
+                raise PathpruneError(f"input {i} ({len(ids)} tokens) exceeds the model's context of {self.context}")
+            prefixes.append(ids[:-n])
+        return ClassifyWork(tuple(prefixes))
+
+    def classify(self, prefixes: list[list[int]]) -> list[float]:
+        """p(success) of each prefix under STOP (the base-model cache, then the [STOP] pass)."""
+        return self.stop_module.score_ids(prefixes, self.pad_id).tolist()
+
+
+def stop_checkpoint_for(config: ServerConfig) -> Path | None:
+    """The STOP checkpoint a server with ``config`` loads, if any."""
+    from ..signals.stop_signal import TESTBED_STOP
+
+    return Path(config.stop) if config.stop else (TESTBED_STOP if config.model == "testbed" else None)
