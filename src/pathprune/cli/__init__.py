@@ -13,6 +13,7 @@ from .eval_cmd import eval_, report
 from .models_cmd import app as models_app
 from .run_cmd import run
 from .signals_cmd import signals
+from .serve_cmd import serve
 from .stop_cmd import label, train
 from .testbed_cmd import app as testbed_app
 
@@ -34,6 +35,7 @@ app.command(help="Rebuild an evaluation's tables, figures and HTML report from i
 app.command(help="List the registered pruning signals and their taxonomy type.")(signals)
 app.command(help="Monte-Carlo soft labels for prefixes (STOP training data); resumable.")(label)
 app.command(help="Train a STOP module on Monte-Carlo labels; keeps the best epoch.")(train)
+app.command(help="OpenAI-compatible server: pruned parallel reasoning, STOP /classify, metrics.")(serve)
 
 
 def main(argv: list[str] | None = None) -> int:
