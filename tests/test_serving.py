@@ -22,6 +22,20 @@ from pathprune.serving import ModelRunner, ServerConfig, ServerThread, create_ap
 from pathprune.serving.aggregate import vote
 from pathprune.serving.responses import pieces
 from pathprune.serving.runner import GenerateSpec, GenerateWork
+from pathprune.signals import Signal, register_signal
+
+@register_signal("needs_label")
+class _NeedsLabel(Signal):
+    """A signal that grades paths against the reference answer, which a server never has."""
+
+    name, source, learnable, needs = "needs_label", "none", False, frozenset({"label"})
+
+    def __init__(self, arg=None):
+        pass
+
+    def score(self, view):
+        return torch.zeros(len(view.records))
+
 
 PROMPT = "C 2 + 6 * 9 * 9 + 2 + 6 - 3 ="  # a testbed chain problem (answer 3)
 PROMPT_B = "C 6 * 7 - 3 + 8 - 7 * 9 - 2 ="
@@ -255,7 +269,9 @@ def test_classify_rejects_bad_inputs(server, change, reason):
     ("", "a JSON body is required"),
     ({"model": "gpt-4", "prompt": PROMPT}, "unknown model 'gpt-4'"),
     ({"model": "testbed", "prompt": PROMPT, "signal": "stp"}, "did you mean 'stop'"),
-    ({"model": "testbed", "prompt": PROMPT, "signal": "stop:/etc"}, "cannot choose a STOP checkpoint"),
+    ({"model": "testbed", "prompt": PROMPT, "signal": "stop:/etc"}, "'stop:/etc' is not enabled"),
+    ({"model": "testbed", "prompt": PROMPT, "signal": "random:3"}, "'random:3' is not enabled"),
+    ({"model": "testbed", "prompt": PROMPT, "signal": "needs_label"}, "needs reference answers"),
     ({"model": "testbed", "prompt": PROMPT, "paths": 4, "keep": 5, "checkpoint": 8}, "k must be in [1, 4]"),
     ({"model": "testbed", "prompt": PROMPT, "schedule": "8:2", "keep": 2}, "either schedule or keep"),
     ({"model": "testbed", "prompt": PROMPT, "schedule": "eight:2"}, "bad schedule stage"),

@@ -17,6 +17,8 @@ def serve(
     paths: int = typer.Option(8, help="Default N, paths per prompt."),
     schedule: str = typer.Option("16:4", help="Default pruning schedule L:k[,L:k...]; none = no pruning."),
     signal: str = typer.Option(None, help="Default signal (stop when a STOP checkpoint is loaded, else mean_logprob)."),
+    allow_signal: list[str] = typer.Option(None, "--allow-signal",
+                                           help="A signal spec with an argument clients may use (repeatable)."),
     max_tokens: int = typer.Option(160, help="Default generated tokens per path."),
     max_paths: int = typer.Option(64, help="Largest N a request may ask for."),
     max_tokens_limit: int = typer.Option(4096, "--max-tokens-limit", help="Largest max_tokens a request may ask for."),
@@ -33,6 +35,7 @@ def serve(
 
     config = ServerConfig(model=model, served_name=served_name, stop=stop, stop_name=stop_name,
                           default_paths=paths, default_schedule=schedule, default_signal=signal,
+                          allow_signals=tuple(allow_signal or ()),
                           default_max_tokens=max_tokens, max_paths=max_paths, max_tokens=max_tokens_limit,
                           max_queue=max_queue, max_batch_requests=max_batch_requests, max_batch_rows=max_batch_rows,
                           max_body_bytes=max_body_bytes, request_timeout=request_timeout,

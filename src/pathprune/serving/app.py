@@ -157,9 +157,9 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
                 if await request.is_disconnected():
                     scheduler.cancel(job, "disconnect")
                     raise _ClientGone()
-        finally:
+        finally:  # e.g. the handler itself cancelled at shutdown
             if not job.future.done():
-                scheduler.cancel(job, "disconnect")
+                scheduler.cancel(job, "aborted")
 
     async def generate(body, prompts: list, request: Request) -> Outcome:
         check_model(body.model)

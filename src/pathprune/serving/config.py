@@ -27,6 +27,9 @@ class ServerConfig:
     """Pruning schedule when a request sets neither ``schedule`` nor ``keep``/``checkpoint``."""
     default_signal: str | None = None
     """Pruning signal (default: ``stop`` when a STOP checkpoint is loaded, else ``mean_logprob``)."""
+    allow_signals: tuple[str, ...] = ()
+    """Signal specs with an argument that clients may request (e.g. ``judge:/models/judge``); plain names
+    need no listing. Arguments can name files, so clients never choose them freely."""
     default_max_tokens: int = 160
     """Generated tokens per path when a request does not set ``max_tokens``."""
     # -- limits ----------------------------------------------------------------------------

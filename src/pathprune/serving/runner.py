@@ -12,6 +12,7 @@ into its problem key, so a request gets the same paths alone or merged.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from ..engine.pruner import Pruner, ProblemResult
 from ..engine.sampling import SamplingParams, encode_problem
 from ..errors import PathpruneError
-from ..signals import Signal, get_signal
+from ..signals import Signal, available_signals, get_signal
 from ..tasks.problem import Problem
 from .config import ServerConfig
 
@@ -99,6 +100,7 @@ class ModelRunner:
             if "[STOP]" in self.tokenizer.get_vocab():
                 self.stop_token_id = self.tokenizer.convert_tokens_to_ids("[STOP]")
         self.default_signal = config.default_signal or ("stop" if self.stop_module else "mean_logprob")
+        self.allowed_signals = {s for s in (*config.allow_signals, self.default_signal) if ":" in s}
 
     @property
     def n_stop(self) -> int | None:
@@ -106,12 +108,23 @@ class ModelRunner:
 
     # -- validation that needs no model (safe on the event-loop thread) ------------------------
     def check_signal(self, spec: str) -> None:
-        """Raise a one-line error for a signal this server cannot run."""
+        """Raise a one-line error for a signal this server cannot or will not run.
+
+        Clients name signals; arguments are the operator's: some name files (``prm:DIR``,
+        ``judge:DIR``, ``stop:DIR``) that a client must not make the server open. A spec with an
+        argument runs only when it is the server's default or listed in ``allow_signals``.
+        """
         name, _, arg = spec.partition(":")
+        known = available_signals()
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; available: {', '.join(known)}"
+            raise PathpruneError(f"unknown signal {name!r}{hint}", parameter="signal", value=spec)
+        if arg and spec not in self.allowed_signals:
+            raise PathpruneError(f"signal arguments are set by the server: {spec!r} is not enabled "
+                                 f"(enabled: {', '.join(sorted(self.allowed_signals)) or 'none'})",
+                                 parameter="signal", value=spec)
         if name == "stop":
-            if arg:
-                raise PathpruneError("clients cannot choose a STOP checkpoint path; the server's --stop is used",
-                                     parameter="signal", value=spec)
             if self.stop_module is None:
                 raise PathpruneError("this server has no STOP checkpoint (start it with --stop DIR)",
                                      parameter="signal", value=spec)
@@ -143,7 +156,11 @@ class ModelRunner:
             else:
                 problem = Problem(id="", answer="", **({"messages": prompt} if isinstance(prompt, tuple)
                                                       else {"prompt": prompt}))
-                ids = encode_problem(self.tokenizer, problem)
+                try:
+                    ids = encode_problem(self.tokenizer, problem)
+                except Exception as err:  # e.g. a chat template that rejects a role: the request's fault
+                    raise PathpruneError(f"cannot encode {what}: {type(err).__name__}: "
+                                         f"{str(err).splitlines()[0][:200] if str(err) else ''}") from None
             if not ids:
                 raise PathpruneError(f"{what} is empty")
             budget = work.spec.sampling.max_new_tokens
