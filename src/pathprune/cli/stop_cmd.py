@@ -25,8 +25,16 @@ def label(
     temperature: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(160),
     seed: int = typer.Option(0),
+    workers: int = typer.Option(0, help="Ray workers (one model replica each); 0 or 1 = in this process."),
+    ray_address: str = typer.Option("local", help="local = start Ray here; auto, HOST:PORT or ray://HOST:PORT "
+                                                  "joins a cluster."),
+    worker_cpus: float = typer.Option(1.0, help="CPUs per worker (also its torch threads)."),
+    worker_gpus: float = typer.Option(0.0, help="GPUs per worker (e.g. 1)."),
+    max_retries: int = typer.Option(2, help="Retries of a problem whose worker failed or died, then it is "
+                                            "recorded as failed."),
 ) -> None:
     """Label prefixes with Monte-Carlo success rates (soft labels) for STOP training."""
+    from ..errors import PathpruneError
     from ..models import load_model
     from ..stop.labels import LabelConfig, run_labelling
     from .run_cmd import load_problems
@@ -34,39 +42,67 @@ def label(
     cfg = LabelConfig(n_filter=n_filter, min_correct=min_correct, max_correct=max_correct,
                       prefix_tokens=parse_int_list(prefix_tokens, "prefix_tokens"), k=k, temperature=temperature,
                       max_new_tokens=max_new_tokens, seed=seed)
+    if workers < 0:
+        raise PathpruneError(f"--workers must be >= 0, got {workers}", parameter="workers", value=workers)
+    if workers >= 2:
+        from ..distributed.ray_backend import check_address
+
+        check_address(ray_address)
     problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
-    m, tok = load_model(model)
     with progress_bar() as bar:
         task = bar.add_task("labelling problems", total=len(problems))
         bar.update(task, completed=0)
-        log = run_labelling(m, tok, problems, cfg, out, model, progress=lambda n: bar.advance(task, n))
-    kept = sum(u["kept"] for u in log.units)
+        if workers >= 2:
+            from ..distributed.labelling import run_labelling_distributed
+
+            log, _ = run_labelling_distributed(
+                model, problems, cfg, out, workers=workers, ray_address=ray_address, max_retries=max_retries,
+                resources={"num_cpus": worker_cpus, "num_gpus": worker_gpus},
+                progress=lambda n: bar.advance(task, n))
+        else:
+            m, tok = load_model(model)
+            log = run_labelling(m, tok, problems, cfg, out, model, progress=lambda n: bar.advance(task, n))
+    kept = sum(bool(u.get("kept")) for u in log.units)
+    failed = [u for u in log.units if u.get("failed")]
     console.print(f"{len(log.units)} problems, {kept} kept by the filter, {len(log.items)} labelled prefixes "
-                  f"(mean soft label {sum(r['soft_label'] for r in log.items) / max(1, len(log.items)):.3f})")
+                  f"(mean soft label {sum(r['soft_label'] for r in log.items) / max(1, len(log.items)):.3f})"
+                  + (f"; {len(failed)} failed (first: {failed[0]['problem_id']}: {failed[0]['error']})"
+                     if failed else ""))
 
 
 def train(
     labels: Path = typer.Option(..., help="Training labels (labels.jsonl or its run directory)."),
     val_labels: Path = typer.Option(..., help="Validation labels (held-out problems)."),
     out: Path = typer.Option(..., help="Checkpoint directory (the best epoch is kept)."),
-    model: str = typer.Option("testbed"),
-    epochs: int = typer.Option(10),
-    lr: float = typer.Option(1e-2),
+    model: str = typer.Option("testbed", help="STOP: the base model it attaches to. --judge: the model a "
+                                              "separate copy of which becomes the judge's backbone."),
+    epochs: int = typer.Option(None, help="Epochs (default: 10 for STOP, 8 for --judge)."),
+    lr: float = typer.Option(None, help="Learning rate (default: 1e-2 for STOP, 1e-3 for --judge)."),
     batch_size: int = typer.Option(32),
     stop_tokens: int = typer.Option(4, "--stop-tokens", help="Number of appended [STOP] tokens."),
     rank: int = typer.Option(16, help="LoRA rank of the critique adapter."),
     hard_labels: bool = typer.Option(False, "--hard-labels", help="Train on one rollout's outcome (K = 1)."),
     no_adapter: bool = typer.Option(False, "--no-adapter", help="Head on the raw hidden state (no LoRA)."),
     distinct_tokens: bool = typer.Option(False, help="One learned embedding per [STOP] position."),
+    judge: bool = typer.Option(False, "--judge", help="Train the Type II-retrain judge instead of STOP: a separate "
+                               "model + head re-reading the decoded prefix text (signal judge:OUT)."),
+    pooling: str = typer.Option("last", help="--judge: pool the last token's hidden state or the mean (last|mean)."),
+    labels_model: str = typer.Option(None, "--labels-model", help="--judge: the model whose tokenizer decodes the "
+                                     "labels' token ids (the generator; default: --model)."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Train a STOP module (accelerate: the same code on one CPU or many GPUs)."""
+    """Train a STOP module, or with --judge the Type II-retrain judge (accelerate: one CPU or many GPUs)."""
     from ..models import load_model
     from ..stop.config import StopConfig
     from ..stop.labels import read_labels
     from ..stop.train import TrainStopConfig, train_stop
 
     train_recs, val_recs = read_labels(labels), read_labels(val_labels)
+    if judge:
+        _train_judge(train_recs, val_recs, out, model, labels_model or model, epochs or 8, lr or 1e-3, batch_size,
+                     pooling, hard_labels, seed)
+        return
+    epochs, lr = epochs or 10, lr or 1e-2
     m, tok = load_model(model)
     cfg = StopConfig(n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens)
@@ -80,3 +116,28 @@ def train(
     best = report["best"]
     console.print(f"saved {out}: epoch {best['epoch']}, val MSE {best['mse']:.4f}, Brier {best['brier']:.4f}, "
                   f"AUROC {best['auroc']:.3f} (within-problem {best['within_auroc']:.3f}), ECE {best['ece']:.3f}")
+
+
+def _train_judge(train_recs, val_recs, out, model, labels_model, epochs, lr, batch_size, pooling, hard_labels, seed):
+    from ..models.loading import load_tokenizer, resolve
+    from ..signals.judges import Judge, JudgeConfig, TrainJudgeConfig, train_judge
+
+    provenance = train_recs[0].get("provenance") or {}
+    config = JudgeConfig(pooling=pooling, base_model=model, labels={"model": labels_model, **provenance})
+    judge = Judge.from_base(model, config, seed=seed)
+    label_tok = judge.tokenizer if labels_model == model else load_tokenizer(resolve(labels_model))
+    tcfg = TrainJudgeConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed)
+    with progress_bar() as bar:
+        task = bar.add_task("training judge", total=epochs)
+        report = train_judge(judge, label_tok, train_recs, val_recs, tcfg, out,
+                             progress=lambda epoch, metrics: bar.update(
+                                 task, completed=epoch, description=f"training judge (val AUROC "
+                                 f"{_f(metrics['auroc'])}, within {_f(metrics['within_auroc'])})"))
+    best = report["best"]
+    console.print(f"saved {out}: epoch {best['epoch']}, val MSE {best['mse']:.4f}, Brier {best['brier']:.4f}, "
+                  f"AUROC {_f(best['auroc'])} (within-problem {_f(best['within_auroc'])}), ECE {best['ece']:.3f}, "
+                  f"{report['seconds']:.0f} s")
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

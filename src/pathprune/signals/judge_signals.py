@@ -1,0 +1,129 @@
+"""Type II signals (external, learnable): separate judge models that re-read each prefix as text.
+
+* ``prm:DIR[,split=blank|line|TEXT][,agg=last|min|mean|prod][,sep=TOKEN]``: a process reward
+  model in the Qwen2.5-Math-PRM convention (the paper's Type II baseline, Qwen2.5-Math-PRM-7B
+  scoring prefixes as in LaBoR's early pruning). The decoded prefix is split into steps,
+  the steps are joined by the separator, and the prefix's score is the reward of its last
+  step (``agg=last``, LaBoR style) or the min / mean / product of its step rewards.
+* ``judge:DIR``: the paper's "Type II-retrain" control, a separate model with a
+  classification head trained on STOP's Monte-Carlo labels (``pathprune train --judge``).
+
+Both re-encode every prefix from scratch (no KV reuse); the re-encoded judge tokens are
+charged with :meth:`CheckView.charge` (``calls`` = one judge call per scored prefix).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..engine.sampling import encode_problem
+from ..errors import PathpruneError
+from .base import CheckView, Signal
+from .registry import register_signal
+
+AGGREGATES = {"last": lambda r: r[-1], "min": min, "mean": lambda r: sum(r) / len(r),
+              "prod": lambda r: float(torch.tensor(r, dtype=torch.float64).prod())}
+
+
+def parse_path_options(name: str, arg: str | None, allowed: dict[str, str]) -> tuple[Path | None, dict[str, str]]:
+    """``PATH[,key=value...]`` → (path, options); unknown keys are one-line errors."""
+    if not arg:
+        return None, {}
+    path, *rest = arg.split(",")
+    options = {}
+    for item in rest:
+        key, eq, value = item.partition("=")
+        if not eq or key not in allowed:
+            raise PathpruneError(f"{name}: unknown option {item!r} (options: {', '.join(f'{k}=' for k in allowed)})")
+        options[key] = value
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise PathpruneError(f"{name}: checkpoint directory not found: {path}")
+    return path, options
+
+
+def question_text(view: CheckView, problem_index: int) -> str:
+    """The question as the generator saw it: its prompt ids decoded (chat markup stripped of special tokens)."""
+    problem = view.problems[problem_index]
+    if problem.messages is not None:
+        users = [m["content"] for m in problem.messages if m.get("role") == "user"]
+        return users[-1] if users else problem.messages[-1]["content"]
+    return problem.prompt
+
+
+@register_signal("prm")
+class PrmSignal(Signal):
+    """Process reward model (Qwen2.5-Math-PRM convention) re-reading the prefix's steps (`prm:DIR[,split=..][,agg=..]`)."""
+
+    name, source, learnable = "prm", "external", True
+    needs = frozenset({"text"})
+
+    def __init__(self, arg: str | None = None) -> None:
+        self.path, opts = parse_path_options("prm", arg, {"split": "", "agg": "", "sep": ""})
+        self.split = opts.get("split", "blank")
+        self.agg = opts.get("agg", "last")
+        self.separator = opts.get("sep", "<extra_0>")
+        if self.agg not in AGGREGATES:
+            raise PathpruneError(f"prm: agg must be one of {', '.join(AGGREGATES)}, got {self.agg!r}")
+        if not self.split:
+            raise PathpruneError("prm: split must be 'blank', 'line' or a non-empty separator string")
+        self._prm = None
+
+    def model(self, device="cpu"):
+        from .judges.prm import load_prm
+
+        if self.path is None:
+            raise PathpruneError("prm needs a PRM directory: --signal prm:DIR")
+        if self._prm is None:
+            self._prm = load_prm(self.path, separator=self.separator, device=device)
+        return self._prm
+
+    def inputs(self, view: CheckView) -> list[list[int]]:
+        from .judges.prm import split_steps
+
+        prm = self.model(view.batch.device)
+        return [prm.build_input(question_text(view, r.problem_index), split_steps(text, self.split))
+                for r, text in zip(view.records, view.texts())]
+
+    def score(self, view: CheckView) -> torch.Tensor:
+        inputs = self.inputs(view)
+        rewards = self.model(view.batch.device).step_rewards(inputs)
+        view.charge(tokens=sum(map(len, inputs)), calls=len(inputs))
+        return torch.tensor([AGGREGATES[self.agg](r) for r in rewards], dtype=torch.float32)
+
+
+@register_signal("judge")
+class JudgeSignal(Signal):
+    """Type II-retrain: a separate model + head trained on the Monte-Carlo labels, re-encoding the text (`judge:DIR`)."""
+
+    name, source, learnable = "judge", "external", True
+    needs = frozenset({"text"})
+
+    def __init__(self, arg: str | None = None) -> None:
+        self.path, _ = parse_path_options("judge", arg, {})
+        self._judge = None
+
+    def model(self, device="cpu"):
+        from .judges.retrain import load_judge
+
+        if self.path is None:
+            raise PathpruneError("judge needs a checkpoint directory: --signal judge:DIR (pathprune train --judge)")
+        if self._judge is None:
+            self._judge = load_judge(self.path, device=device)
+        return self._judge
+
+    def texts(self, view: CheckView) -> list[str]:
+        """What the judge reads: the generator's prompt ids and prefix, decoded (as in training)."""
+        from .judges.retrain import judge_text
+
+        prompts = {i: view.tokenizer.decode(encode_problem(view.tokenizer, p), skip_special_tokens=True)
+                   for i, p in enumerate(view.problems)}
+        return [judge_text(prompts[r.problem_index], text) for r, text in zip(view.records, view.texts())]
+
+    def score(self, view: CheckView) -> torch.Tensor:
+        judge = self.model(view.batch.device)
+        inputs = judge.encode(self.texts(view))
+        view.charge(tokens=sum(map(len, inputs)), calls=len(inputs))
+        return judge.score_ids(inputs)

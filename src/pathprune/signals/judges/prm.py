@@ -1,0 +1,181 @@
+"""Process reward models (PRMs) in the Qwen2.5-Math-PRM convention, loaded without remote code.
+
+Layout of ``Qwen/Qwen2.5-Math-PRM-7B`` (``Qwen2ForProcessRewardModel``, shipped upstream as
+custom code): a Qwen2 decoder (weights ``model.*``) and a two-way score head applied at every
+position, ``score = Sequential(Linear(H, H), ReLU, Linear(H, 2))`` (weights ``score.0.*`` and
+``score.2.*``); ``lm_head.*``, if present, is ignored. The model is rebuilt here from
+``config.json`` and safetensors weights (single file or sharded with an index); pickled
+weights are refused.
+
+Convention (model card): the response's steps are each followed by the separator token
+``<extra_0>``; the conversation is rendered with the tokenizer's chat template (system
+prompt, user question, assistant = steps), and the reward of step i is
+``softmax(logits at the i-th separator)[1]``, i.e. p(positive). Without a chat template the
+input is ``question + "\\n\\n" + steps``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...errors import PathpruneError
+
+STEP_SEPARATOR = "<extra_0>"
+SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+SPLITS = {"blank": "blank lines (the PRM card's \\n\\n)", "line": "single newlines"}
+
+
+def split_steps(text: str, split: str = "blank") -> list[str]:
+    """Steps of a (partial) solution: ``blank`` splits at blank lines, ``line`` at newlines,
+    anything else at that literal string. Steps are stripped; empty ones are dropped. The last
+    step of a prefix may be cut mid-way: it is kept (the PRM judges the text so far)."""
+    if split == "blank":
+        parts = re.split(r"\n[ \t]*\n", text)
+    elif split == "line":
+        parts = text.split("\n")
+    elif split:
+        parts = text.split(split)
+    else:
+        raise PathpruneError("the step split must be 'blank', 'line' or a non-empty separator string")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _safetensors_files(path: Path) -> list[Path]:
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            raise PathpruneError(f"{index} is not a valid safetensors index") from None
+        files = [path / n for n in names]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise PathpruneError(f"{path}: shard(s) listed in the index are missing: {', '.join(missing[:3])}")
+        return files
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt*")]
+        what = f" (found pickled {pickled[0]}; only safetensors weights are loaded)" if pickled else ""
+        raise PathpruneError(f"{path}: no safetensors weights{what}")
+    return files
+
+
+class PRM(nn.Module):
+    """A Qwen2 process reward model: decoder + two-way score head at every position."""
+
+    def __init__(self, config):
+        super().__init__()
+        from transformers import Qwen2Model
+
+        self.config = config
+        self.model = Qwen2Model(config)
+        h = config.hidden_size
+        self.score = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 2))
+        self.tokenizer = None
+        self.separator = STEP_SEPARATOR
+        self.separator_id: int | None = None
+        self.system = SYSTEM_PROMPT
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, 2) logits at every position."""
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.score(hidden)
+
+    @property
+    def context(self) -> int | None:
+        return getattr(self.config, "max_position_embeddings", None)
+
+    def build_input(self, question: str, steps: list[str]) -> list[int]:
+        """Token ids of ``question`` with ``steps``, each step followed by the separator."""
+        steps = [s.replace(self.separator, " ") for s in steps] or [""]  # a stray separator would add a step
+        response = "".join(s + self.separator for s in steps)
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            messages = [{"role": "system", "content": self.system}, {"role": "user", "content": question},
+                        {"role": "assistant", "content": response}]
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        else:
+            text = f"{question}\n\n{response}"
+        ids = list(tok(text).input_ids)
+        found = ids.count(self.separator_id)
+        if found != len(steps):
+            raise PathpruneError(f"the PRM input has {found} step separators for {len(steps)} steps "
+                                 f"(does the chat template or tokenizer alter {self.separator!r}?)")
+        if self.context and len(ids) > self.context:
+            raise PathpruneError(f"PRM input of {len(ids)} tokens exceeds the PRM's context of {self.context}")
+        return ids
+
+    @torch.no_grad()
+    def step_rewards(self, inputs: list[list[int]], batch_size: int = 16) -> list[list[float]]:
+        """p(positive) at every separator of every input (right-padded batches: padding is never attended)."""
+        device = next(self.parameters()).device
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out: list[list[float]] = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start:start + batch_size]
+            width = max(map(len, chunk))
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, seq in enumerate(chunk):
+                ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+            probs = self(ids.to(device), mask.to(device)).float().softmax(-1)[..., 1].cpu()
+            for row, seq in enumerate(chunk):
+                at = torch.tensor(seq) == self.separator_id
+                out.append(probs[row, :len(seq)][at].tolist())
+        return out
+
+
+def load_prm(path: str | Path, *, separator: str = STEP_SEPARATOR, dtype=torch.float32, device="cpu") -> PRM:
+    """Load a PRM directory (``config.json``, safetensors weights, tokenizer with ``separator``)."""
+    from accelerate import init_empty_weights
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from transformers import Qwen2Config
+
+    from ...models.loading import load_tokenizer
+
+    path = Path(path).expanduser()
+    if not (path / "config.json").is_file():
+        raise PathpruneError(f"{path} is not a PRM directory (no config.json)")
+    try:
+        raw = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as err:
+        raise PathpruneError(f"{path}/config.json is not valid JSON ({err.msg})") from None
+    archs = raw.get("architectures") or []
+    if raw.get("model_type") != "qwen2" or (archs and "Qwen2ForProcessRewardModel" not in archs):
+        raise PathpruneError(f"{path} is not a Qwen2 process reward model (model_type {raw.get('model_type')!r}, "
+                             f"architectures {archs})")
+    config = Qwen2Config.from_dict({k: v for k, v in raw.items() if k != "auto_map"})
+    state: dict[str, torch.Tensor] = {}
+    for file in _safetensors_files(path):
+        try:
+            state.update(load_file(file))
+        except (SafetensorError, OSError) as err:
+            raise PathpruneError(f"{file}: unreadable safetensors ({str(err).splitlines()[0]})") from None
+    state = {k: v for k, v in state.items() if not k.startswith("lm_head.")}
+    with init_empty_weights(include_buffers=False):
+        prm = PRM(config)
+    expected = prm.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        detail = (f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "") + \
+                 ("; " if missing and unexpected else "") + \
+                 (f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "")
+        raise PathpruneError(f"{path}: weights do not match the Qwen2 PRM layout ({detail})")
+    for name, tensor in expected.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise PathpruneError(f"{path}: {name} has shape {tuple(state[name].shape)}, "
+                                 f"config.json implies {tuple(tensor.shape)}")
+    prm.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    prm.tokenizer = load_tokenizer(path)
+    sep_id = prm.tokenizer.convert_tokens_to_ids(separator)
+    if sep_id is None or sep_id == prm.tokenizer.unk_token_id or separator not in prm.tokenizer.get_vocab():
+        raise PathpruneError(f"{path}: the tokenizer has no step separator token {separator!r}")
+    prm.separator, prm.separator_id = separator, sep_id
+    return prm.to(device).eval()
