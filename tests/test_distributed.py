@@ -4,6 +4,7 @@ recorded with their reason, bad input is one line."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def local_ray():
              namespace="pathprune", configure_logging=False)
     yield
     ray.shutdown()
-    subprocess.run(["rm", "-rf", tmp], check=False)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +127,17 @@ def test_worker_killed_mid_unit_is_retried_elsewhere(local_ray, problems, refere
     _assert_same_run(tmp_path, reference)
 
 
-def _label_cli(out: Path) -> subprocess.Popen:
+def _label_cli(out: Path, ray_tmp: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pathprune", "label", "--out", str(out), *CLI_ARGS,
                              "--workers", "2", "--ray-address", "local"], stdout=subprocess.DEVNULL,
-                            stderr=open(out.parent / "stderr.txt", "w"), start_new_session=True)
+                            stderr=open(out.parent / "stderr.txt", "w"), start_new_session=True,
+                            env={**os.environ, "RAY_TMPDIR": ray_tmp})  # short: Ray's socket paths
 
 
 def test_whole_job_killed_and_restarted(local_ray, problems, reference, tmp_path):
     out = tmp_path / "job"
-    proc = _label_cli(out)
+    ray_tmp = tempfile.mkdtemp(prefix="ppk-", dir="/tmp")
+    proc = _label_cli(out, ray_tmp)
     units = out / "problems.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and (
@@ -142,6 +145,7 @@ def test_whole_job_killed_and_restarted(local_ray, problems, reference, tmp_path
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, like a scheduler killing the job
     proc.wait()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
     done = len(units.read_text().splitlines())
     assert 2 <= done < 4 * PER_LEVEL, f"the kill should land mid-run ({done} done)"
     # restart (here through the library on the test's Ray, to save a second Ray start-up)

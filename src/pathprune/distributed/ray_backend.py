@@ -122,7 +122,7 @@ class RayPool:
         try:
             if self.address == "local":
                 # a short private temp dir: Ray's socket paths must stay under 107 characters
-                self._temp_dir = tempfile.mkdtemp(prefix="ppray-", dir="/tmp")
+                self._temp_dir = tempfile.mkdtemp(prefix="ppray-", dir=os.environ.get("RAY_TMPDIR", "/tmp"))
                 cpus = max(os.cpu_count() or 1, int(self.workers * (self.resources.get("num_cpus") or 0)) or 1)
                 ray.init(address="local", num_cpus=cpus, _temp_dir=self._temp_dir, **kwargs)
             else:
@@ -219,6 +219,18 @@ class RayPool:
                 self._on_started(ref, self._starting[ref])
 
     # -- API ---------------------------------------------------------------------------------------
+    def wait_ready(self, n: int | None = None) -> int:
+        """Block until ``n`` workers (default: all) have started; returns how many have."""
+        import ray
+
+        self._wait_started(time.monotonic() + self.start_timeout)
+        deadline = time.monotonic() + self.start_timeout
+        while len(self._ready) < (n or self.workers) and self._starting and time.monotonic() < deadline:
+            done, _ = ray.wait(list(self._starting), num_returns=1, timeout=5.0)
+            for ref in done:
+                self._on_started(ref, self._starting[ref])
+        return len(self._ready)
+
     def worker_pids(self) -> dict[int, int]:
         """Slot -> process id of the started workers."""
         return {slot: info["pid"] for slot, info in self._ready.items()}
