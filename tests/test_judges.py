@@ -220,6 +220,7 @@ def test_judge_trains_as_a_separate_model_and_round_trips(trained_judge, testbed
     assert {p.name for p in out.iterdir()} == {"backbone", "judge_config.json", "judge_head.safetensors"}
     meta = json.loads((out / "judge_config.json").read_text())
     assert meta["metrics"]["epoch"] == report["best"]["epoch"] and meta["pooling"] == "last"
+    assert meta["history"] == report["history"]
     loaded = load_judge(out)
     from pathprune.signals.judges.retrain import record_text
 

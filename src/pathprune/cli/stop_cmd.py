@@ -133,6 +133,9 @@ def _train_judge(train_recs, val_recs, out, model, labels_model, epochs, lr, bat
                              progress=lambda epoch, metrics: bar.update(
                                  task, completed=epoch, description=f"training judge (val AUROC "
                                  f"{_f(metrics['auroc'])}, within {_f(metrics['within_auroc'])})"))
+    for m in report["history"]:
+        console.print(f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, val MSE {m['mse']:.4f}, "
+                      f"AUROC {_f(m['auroc'])} (within-problem {_f(m['within_auroc'])}), {m['seconds']:.0f} s")
     best = report["best"]
     console.print(f"saved {out}: epoch {best['epoch']}, val MSE {best['mse']:.4f}, Brier {best['brier']:.4f}, "
                   f"AUROC {_f(best['auroc'])} (within-problem {_f(best['within_auroc'])}), ECE {best['ece']:.3f}, "

@@ -1,7 +1,7 @@
 """Pruning signals under one interface, with a registry for ``--signal NAME[:ARG]``."""
 
 from . import confidence, similarity, simple, stop_signal  # noqa: F401  (registers the built-in signals)
-from . import judge_signals, oracle  # noqa: F401  (Type II judges and the Monte-Carlo oracle)
+from . import embedding, judge_signals, oracle  # noqa: F401  (embedding Type I, Type II judges, the oracle)
 from .base import CheckView, Signal
 from .registry import available_signals, get_signal, register_signal
 

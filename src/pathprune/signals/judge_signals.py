@@ -55,7 +55,7 @@ def question_text(view: CheckView, problem_index: int) -> str:
 
 @register_signal("prm")
 class PrmSignal(Signal):
-    """Process reward model (Qwen2.5-Math-PRM convention) re-reading the prefix's steps (`prm:DIR[,split=..][,agg=..]`)."""
+    """Process reward model (Qwen2.5-Math-PRM convention) re-reading the prefix's steps (`prm:DIR[,agg=..]`)."""
 
     name, source, learnable = "prm", "external", True
     needs = frozenset({"text"})
@@ -96,7 +96,7 @@ class PrmSignal(Signal):
 
 @register_signal("judge")
 class JudgeSignal(Signal):
-    """Type II-retrain: a separate model + head trained on the Monte-Carlo labels, re-encoding the text (`judge:DIR`)."""
+    """Type II-retrain: a separate model + head trained on Monte-Carlo labels, re-reading the text (`judge:DIR`)."""
 
     name, source, learnable = "judge", "external", True
     needs = frozenset({"text"})

@@ -29,8 +29,12 @@ def jaccard(a: set, b: set) -> float:
 def diversity_order(prefixes: list[list[int]], n: int) -> list[int]:
     """Indices of ``prefixes`` in greedy max-diversity order."""
     sets = [ngrams(p, n) for p in prefixes]
-    m = len(sets)
-    sim = [[jaccard(sets[i], sets[j]) for j in range(m)] for i in range(m)]
+    return greedy_order([[jaccard(a, b) for b in sets] for a in sets])
+
+
+def greedy_order(sim: list[list[float]]) -> list[int]:
+    """Greedy max-diversity order of m items from their (m, m) similarity matrix (see the module doc)."""
+    m = len(sim)
     if m == 1:
         return [0]
     first = min(range(m), key=lambda i: (sum(sim[i][j] for j in range(m) if j != i) / (m - 1), i))

@@ -164,9 +164,8 @@ def load_prm(path: str | Path, *, separator: str = STEP_SEPARATOR, dtype=torch.f
     expected = prm.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
-        detail = (f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "") + \
-                 ("; " if missing and unexpected else "") + \
-                 (f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "")
+        detail = "; ".join(f"{what} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                           for what, names in (("missing", missing), ("unexpected", unexpected)) if names)
         raise PathpruneError(f"{path}: weights do not match the Qwen2 PRM layout ({detail})")
     for name, tensor in expected.items():
         if tuple(state[name].shape) != tuple(tensor.shape):

@@ -22,6 +22,7 @@ Checkpoint directory (written atomically)::
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -253,4 +254,10 @@ def train_judge(judge: Judge, label_tokenizer, train: list[dict], val: list[dict
                 save_judge(judge, out, {"metrics": metrics, **extra})
         if progress:
             progress(epoch, metrics)
+    if accelerator.is_main_process:  # the saved (best) epoch's config also records the whole run
+        cfg_file = Path(out) / "judge_config.json"
+        meta = json.loads(cfg_file.read_text()) | {"history": history}
+        tmp = cfg_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, cfg_file)
     return {"history": history, "best": best, "seconds": round(time.perf_counter() - t0, 1)}
