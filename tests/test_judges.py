@@ -124,7 +124,7 @@ def test_prm_signal_scores_and_charges_reencoded_tokens(prm_dir, testbed):
     sep = tok.convert_tokens_to_ids(SEP)
     for agg, reduce in [("last", lambda r: r[-1]), ("min", min)]:
         view = CheckView(batch, problems, mtok, stage=0)
-        scores = get_signal(f"prm:{path},split=;,agg={agg}").score(view)
+        scores = get_signal(f"prm:{path}:split=;:agg={agg}").score(view)
         tokens = 0
         for row, rec in enumerate(batch.records):
             steps = [s.strip() for s in mtok.decode(rec.tokens, skip_special_tokens=True).split(";") if s.strip()]
@@ -136,7 +136,7 @@ def test_prm_signal_scores_and_charges_reencoded_tokens(prm_dir, testbed):
 
     # in the engine: kept paths are the top-k by PRM score, and the re-encoded tokens are accounted
     params = SamplingParams(n=4, max_new_tokens=160, seed=1)
-    results = Pruner(model, mtok, f"prm:{path},split=;", "12:2", params).run(problems)
+    results = Pruner(model, mtok, f"prm:{path}:split=;", "12:2", params).run(problems)
     charged = 0
     for r in results:
         assert sum(p.kept for p in r.paths) == 2
@@ -177,9 +177,10 @@ def test_prm_load_errors(prm_dir, tmp_path):
         load_prm(nosep)
     assert load_prm(nosep, separator="<step>").separator_id is not None
     with pytest.raises(PathpruneError, match="agg must be one of"):
-        get_signal(f"prm:{path},agg=max")
+        get_signal(f"prm:{path}:agg=max")
     with pytest.raises(PathpruneError, match="unknown option 'k=3'"):
-        get_signal(f"prm:{path},k=3")
+        get_signal(f"prm:{path}:k=3")
+    assert get_signal(f"prm:{path}:split=line:agg=mean").split == "line"  # ':' never clashes with --signals a,b
     with pytest.raises(PathpruneError, match="checkpoint directory not found"):
         get_signal("prm:/nonexistent/prm")
     with pytest.raises(PathpruneError, match="prm needs a PRM directory"):

@@ -30,7 +30,7 @@ def test_greedy_oracle_equals_hand_rollout_and_leaves_the_batch_alone(testbed):
                        banned=torch.tensor(suppressed_ids(model, tok)))
     before = _state(batch)
     view = CheckView(batch, problems, tok, stage=0, seed=5)
-    scores = OracleSignal("3,temperature=0,max_new_tokens=30").score(view)
+    scores = OracleSignal("3:temperature=0:max_new_tokens=30").score(view)
     assert _same(before, _state(batch)) and batch.check_tokens == 0
 
     banned, tokens = suppressed_ids(model, tok), 0
@@ -69,7 +69,7 @@ def test_oracle_in_the_engine_changes_no_surviving_path(testbed):
     problems = generate("chain", 4, 1, "test")
     params = SamplingParams(n=4, max_new_tokens=60, seed=2)
     plain = Pruner(model, tok, "random", None, params).run(problems)
-    pruned = Pruner(model, tok, "oracle:4,max_new_tokens=60", "10:2", params).run(problems)
+    pruned = Pruner(model, tok, "oracle:4:max_new_tokens=60", "10:2", params).run(problems)
     for a, b in zip(plain, pruned):
         assert sum(p.kept for p in b.paths) == 2 and b.usage.reencoded > 0 and b.usage.check == 0
         for pa, pb in zip(a.paths, b.paths):
@@ -81,10 +81,11 @@ def test_oracle_in_the_engine_changes_no_surviving_path(testbed):
 
 def test_oracle_arguments():
     assert get_signal("oracle").k == 8 and get_signal("oracle:32").k == 32
-    sig = get_signal("oracle:4,max_new_tokens=64,temperature=0.6,top_p=0.95")
+    sig = get_signal("oracle:4:max_new_tokens=64:temperature=0.6:top_p=0.95")
     assert (sig.k, sig.max_new_tokens, sig.temperature, sig.top_p) == (4, 64, 0.6, 0.95)
+    assert (get_signal("oracle:temperature=0").k, get_signal("oracle:temperature=0").temperature) == (8, 0.0)
     for spec, message in [("oracle:x", "needs an integer K"), ("oracle:0", "K >= 1"),
-                          ("oracle:4,foo=1", "unknown option 'foo=1'"), ("oracle:4,top_p=2", "top_p must be in"),
-                          ("oracle:4,max_new_tokens=a", "max_new_tokens needs a number")]:
+                          ("oracle:4:foo=1", "unknown option 'foo=1'"), ("oracle:4:top_p=2", "top_p must be in"),
+                          ("oracle:4:max_new_tokens=a", "max_new_tokens needs a number")]:
         with pytest.raises(PathpruneError, match=message):
             get_signal(spec)

@@ -1,6 +1,6 @@
 """Type II signals (external, learnable): separate judge models that re-read each prefix as text.
 
-* ``prm:DIR[,split=blank|line|TEXT][,agg=last|min|mean|prod][,sep=TOKEN]``: a process reward
+* ``prm:DIR[:split=blank|line|TEXT][:agg=last|min|mean|prod][:sep=TOKEN]``: a process reward
   model in the Qwen2.5-Math-PRM convention (the paper's Type II baseline, Qwen2.5-Math-PRM-7B
   scoring prefixes as in LaBoR's early pruning). The decoded prefix is split into steps,
   the steps are joined by the separator, and the prefix's score is the reward of its last
@@ -27,18 +27,27 @@ AGGREGATES = {"last": lambda r: r[-1], "min": min, "mean": lambda r: sum(r) / le
               "prod": lambda r: float(torch.tensor(r, dtype=torch.float64).prod())}
 
 
-def parse_path_options(name: str, arg: str | None, allowed: dict[str, str]) -> tuple[Path | None, dict[str, str]]:
-    """``PATH[,key=value...]`` → (path, options); unknown keys are one-line errors."""
+def parse_options(name: str, text: str, allowed: set[str]) -> tuple[str, dict[str, str]]:
+    """``HEAD[:key=value...]`` → (head, options). Options are separated by ``:`` (never ``,``, which
+    separates signals in lists such as ``--signals a,b``); trailing ``key=value`` parts with a known key
+    are options, the rest is the head (so a path may itself contain ``:``)."""
+    parts = text.split(":")
+    options: dict[str, str] = {}
+    while len(parts) > 1 and "=" in parts[-1]:
+        key, _, value = parts.pop().partition("=")
+        if key not in allowed:
+            raise PathpruneError(f"{name}: unknown option {key + '=' + value!r} "
+                                 f"(options: {', '.join(f'{k}=' for k in sorted(allowed))})")
+        options.setdefault(key, value)
+    return ":".join(parts), options
+
+
+def parse_path_options(name: str, arg: str | None, allowed: set[str]) -> tuple[Path | None, dict[str, str]]:
+    """``PATH[:key=value...]`` → (path, options), the path checked to be a directory."""
     if not arg:
         return None, {}
-    path, *rest = arg.split(",")
-    options = {}
-    for item in rest:
-        key, eq, value = item.partition("=")
-        if not eq or key not in allowed:
-            raise PathpruneError(f"{name}: unknown option {item!r} (options: {', '.join(f'{k}=' for k in allowed)})")
-        options[key] = value
-    path = Path(path).expanduser()
+    head, options = parse_options(name, arg, allowed)
+    path = Path(head).expanduser()
     if not path.is_dir():
         raise PathpruneError(f"{name}: checkpoint directory not found: {path}")
     return path, options
@@ -55,13 +64,13 @@ def question_text(view: CheckView, problem_index: int) -> str:
 
 @register_signal("prm")
 class PrmSignal(Signal):
-    """Process reward model (Qwen2.5-Math-PRM convention) re-reading the prefix's steps (`prm:DIR[,agg=..]`)."""
+    """Process reward model (Qwen2.5-Math-PRM convention) re-reading the prefix's steps (`prm:DIR[:agg=..]`)."""
 
     name, source, learnable = "prm", "external", True
     needs = frozenset({"text"})
 
     def __init__(self, arg: str | None = None) -> None:
-        self.path, opts = parse_path_options("prm", arg, {"split": "", "agg": "", "sep": ""})
+        self.path, opts = parse_path_options("prm", arg, {"split", "agg", "sep"})
         self.split = opts.get("split", "blank")
         self.agg = opts.get("agg", "last")
         self.separator = opts.get("sep", "<extra_0>")
@@ -102,7 +111,7 @@ class JudgeSignal(Signal):
     needs = frozenset({"text"})
 
     def __init__(self, arg: str | None = None) -> None:
-        self.path, _ = parse_path_options("judge", arg, {})
+        self.path, _ = parse_path_options("judge", arg, set())
         self._judge = None
 
     def model(self, device="cpu"):

@@ -1,6 +1,6 @@
 """The Monte-Carlo oracle: each paused prefix's label, computed on the fly (analysis only).
 
-``oracle[:K][,max_new_tokens=N][,temperature=T][,top_p=P]`` samples K continuations of every
+``oracle[:K][:max_new_tokens=N][:temperature=T][:top_p=P]`` samples K continuations of every
 paused path from its prefix, with the generator itself, grades them against the problem's
 answer and scores the path by the share that is correct: exactly the soft label STOP is
 trained on (:mod:`pathprune.stop.labels`). It is an **upper bound for analysis, not a
@@ -39,19 +39,20 @@ class OracleSignal(Signal):
 
     def __init__(self, arg: str | None = None, *, k: int = 8, max_new_tokens: int | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, chunk: int = 8) -> None:
-        parts = arg.split(",") if arg else []
-        if parts and "=" not in parts[0]:
+        from .judge_signals import parse_options
+
+        text = arg or ""
+        if "=" in text.split(":")[0]:  # options without K
+            text = ":" + text
+        head, given = parse_options("oracle", text, {"max_new_tokens", "temperature", "top_p"})
+        if head:
             try:
-                k = int(parts.pop(0))
+                k = int(head)
             except ValueError:
-                raise PathpruneError(f"oracle:K needs an integer K, got {arg!r}") from None
+                raise PathpruneError(f"oracle:K needs an integer K, got {head!r}") from None
         conv = {"max_new_tokens": int, "temperature": float, "top_p": float}
         opts = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
-        for item in parts:
-            key, eq, value = item.partition("=")
-            if not eq or key not in conv:
-                raise PathpruneError(f"oracle: unknown option {item!r} (options: K, max_new_tokens=, "
-                                     "temperature=, top_p=)")
+        for key, value in given.items():
             try:
                 opts[key] = conv[key](value)
             except ValueError:
@@ -67,7 +68,7 @@ class OracleSignal(Signal):
     def budget(self, model) -> int:
         budget = self.max_new_tokens or getattr(model.generation_config, "max_new_tokens", None)
         if not budget:
-            raise PathpruneError("oracle needs the run's token budget: --signal oracle:K,max_new_tokens=N")
+            raise PathpruneError("oracle needs the run's token budget: --signal oracle:K:max_new_tokens=N")
         return budget
 
     def continuation_key(self, problem_id: str, path_index: int, prefix_len: int) -> int:
