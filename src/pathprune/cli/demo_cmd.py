@@ -1,66 +1,38 @@
-"""``pathprune demo``: the main job on the embedded default (the testbed model)."""
+"""``pathprune demo``: the main job on the embedded default (the testbed model and its STOP checkpoint)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
-from rich.table import Table
 
-from .console import console, progress_bar
+from .console import console
 
-
-def _prune_table(model, tokenizer, problems, n: int, schedule: str, seed: int) -> Table:
-    from ..engine import Pruner, SamplingParams, TokenUsage
-
-    params = SamplingParams(n=n, temperature=1.0, max_new_tokens=160, seed=seed)
-    table = Table(title=f"Launch–Check–Resume on the hardest levels: N={n}, schedule {schedule} "
-                        f"({len(problems)} test problems)")
-    for col in ("signal", "type", "cons (vote)", "avg@kept", "generated tokens", "Δ tokens", "check tokens"):
-        table.add_column(col, justify="right")
-    baseline = None
-    runs = [("no pruning", "random", None)] + [(name, name, schedule) for name in
-                                                ("random", "jaccard", "mean_logprob", "conf_lowest", "neg_entropy", "stop")]
-    with progress_bar() as bar:
-        task = bar.add_task("pruning runs", total=len(runs) * len(problems))
-        for label, signal, sched in runs:
-            pruner = Pruner(model, tokenizer, signal, sched, params, problems_per_batch=8)
-            results = pruner.run(problems, progress=lambda k: bar.advance(task, k))
-            usage = sum((r.usage for r in results), TokenUsage())
-            kept = [p for r in results for p in r.paths if p.kept]
-            baseline = baseline or usage.generated
-            table.add_row(label, pruner.signal.taxonomy if sched else "–",
-                          f"{sum(r.correct for r in results) / len(results):.3f}",
-                          f"{sum(p.correct for p in kept) / len(kept):.3f}", f"{usage.generated:,}",
-                          f"{100 * (baseline - usage.generated) / baseline:.1f} %", f"{usage.check:,}")
-    return table
+DEMO_SIGNALS = "random,jaccard,mean_logprob,conf_lowest,neg_entropy,stop"
 
 
 def demo(
-    problems: int = typer.Option(12, help="Test problems per level for the accuracy table."),
-    paths: int = typer.Option(16, help="Sampled paths per problem (N)."),
-    schedule: str = typer.Option("16:4", help="Pruning schedule of the pruning table."),
+    out: Path = typer.Option(Path("runs/demo"), help="Run directory (reused if it holds the same demo)."),
+    per_level: int = typer.Option(15, help="Test problems per family and level."),
+    levels: str = typer.Option("6,8", help="Testbed difficulty levels (the hard ones, where pruning matters)."),
+    n: int = typer.Option(64, help="Paths per problem (N), the paper's 64."),
+    keep: str = typer.Option("8,2,4,16,32", help="Kept paths k (first = the table's; the rest for the figures)."),
+    prefix: str = typer.Option("16,12,24", help="Checkpoints L in tokens (first = the table's)."),
+    signals: str = typer.Option(DEMO_SIGNALS, help="Signals to compare, one per taxonomy type and references."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Sample N paths on the testbed's test split: accuracy by difficulty, then pruning at a checkpoint.
+    """No pruning vs random vs Types I–IV on the testbed: N=64 → k=8, accuracy, tokens, 95 % CIs, report.
 
-    The first table shows the phenomenon pruning exploits (paths that slip early are doomed); the
-    second prunes N paths to k at a checkpoint with the built-in signals and counts the tokens saved.
+    Every signal scores the same launched prefixes and every path is finished once
+    (``pathprune eval``), so the comparison is fair and costs about one unpruned run.
     """
-    from ..models import load_model
-    from ..testbed.problems import generate, suite
-    from ..testbed.stats import testbed_stats
-    from .testbed_cmd import _render
+    from .eval_cmd import eval_
 
-    levels = (1, 4, 8)
-    total = len(suite("test", problems, seed, None, levels))
-    model, tokenizer = load_model("testbed")
-    with progress_bar() as bar:
-        task = bar.add_task("sampling", total=total)
-        rows = testbed_stats(model, tokenizer, n_problems=problems, n_paths=paths, seed=seed, levels=levels,
-                             progress=lambda k: bar.advance(task, k))
-    _render(rows, f"testbed: N={paths} paths per problem, temperature 1.0")
-    console.print("P(ok|early slip) ≪ P(ok|none): paths that slip early are doomed, which is what pruning exploits.\n")
-    hard = generate("chain", 10, 20, "test", seed) + generate("list", 8, 20, "test", seed)
-    console.print(_prune_table(model, tokenizer, hard, paths, schedule, seed))
-    console.print("cons = majority vote of the kept paths; avg@kept = accuracy of the kept paths (avg@k|N); "
-                  "Δ tokens = saving against no pruning. Type I jaccard = SlimSC-style diversity; "
-                  "Type III = DeepConf-style confidence; Type IV = STOP (the shipped testbed checkpoint).")
+    console.print(f"[bold]pathprune demo[/]: {n} paths per problem on the testbed's hard test problems "
+                  f"(levels {levels}), pruned to k at L tokens by each signal; STOP = the shipped checkpoint.")
+    eval_(out=out, model="testbed", benchmark=None, testbed_split="test", levels=levels, per_level=per_level,
+          limit=None, signals=signals, n=n, prefix=prefix, keep=keep, temperature=1.0, top_p=1.0, top_k=0,
+          max_new_tokens=160, seeds=str(seed), problems_per_batch=2, bootstrap=1000)
+    console.print("avg@k|N = mean accuracy of the kept paths; cons@k = their majority vote; Δ = tokens saved "
+                  "against finishing all N. Type I = SlimSC-style diversity, III = DeepConf-style confidence, "
+                  "IV = STOP. Figures and the HTML report are in the run directory.")
