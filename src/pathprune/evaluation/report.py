@@ -112,7 +112,7 @@ def figures(cfg: EvalConfig, rows: list[dict], out: Path) -> list[Path]:
     ax.scatter([base["tokens"]], [100 * base["avg"]], marker="*", s=160, color="black", label="no pruning", zorder=5)
     ax.set_xlabel("total tokens per problem")
     ax.set_ylabel(f"avg@k|{cfg.n} (%)")
-    ax.set_title(f"accuracy vs tokens (N = {cfg.n}, L = {L}, k ∈ {cfg.keeps})")
+    ax.set_title(f"accuracy vs tokens (N = {cfg.n}, L = {L}, k ∈ {sorted(cfg.keeps)})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     files.append(out / "accuracy_vs_tokens.png")
@@ -121,7 +121,7 @@ def figures(cfg: EvalConfig, rows: list[dict], out: Path) -> list[Path]:
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(cfg.prefixes), figsize=(5.2 * len(cfg.prefixes), 4.2), squeeze=False)
-    for ax, L in zip(axes[0], cfg.prefixes):
+    for ax, L in zip(axes[0], sorted(cfg.prefixes)):
         for s in cfg.signals:
             pts = sorted((_find(rows, Setting(s, L, k)) for k in cfg.keeps), key=lambda r: r["keep"])
             ax.plot([r["keep"] / cfg.n for r in pts], [100 * r["avg"] for r in pts], marker="o", label=s)
