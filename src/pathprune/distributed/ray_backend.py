@@ -36,7 +36,7 @@ class _UnitActor:
     """Holds one worker (model replica). Threaded (2) so ``pid`` answers while a unit runs."""
 
     def __init__(self, make_worker, threads: int):
-        self.error = None
+        self.error, self.threads = None, threads
         try:
             worker_env(threads)
             self.worker = make_worker()
@@ -50,6 +50,10 @@ class _UnitActor:
         return os.getpid()
 
     def run(self, payload):
+        import torch
+
+        if torch.get_num_threads() != self.threads:  # methods run on a pool thread, not the one __init__ ran on
+            torch.set_num_threads(self.threads)
         return self.worker(payload)
 
     def call(self, method: str, *args):
@@ -94,6 +98,7 @@ class RayPool:
         self._free: list[int] = []
         self._tag = uuid.uuid4().hex[:8]
         self._generation = 0
+        self._deaths_at_start = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> RayPool:
@@ -194,7 +199,7 @@ class RayPool:
         try:
             info = ray.get(ref)
         except ray.exceptions.RayError as err:  # the process died while starting: try a fresh one
-            self._deaths_at_start = getattr(self, "_deaths_at_start", 0) + 1
+            self._deaths_at_start += 1
             if self._deaths_at_start > 3 * self.workers:
                 raise PathpruneError(f"workers keep dying while starting: {one_line(err)}") from None
             self._replace(slot)
