@@ -129,3 +129,16 @@ def test_shipped_testbed_checkpoint_loads_and_scores():
     _, batch = _paused(model, tok)
     scores = module.score_cached(batch)
     assert scores.shape == (len(batch),) and ((scores > 0) & (scores < 1)).all() and scores.std() > 0
+
+
+def test_a_second_adapter_on_the_same_model_is_refused(tmp_path):
+    from pathprune.signals import get_signal
+
+    model, tok = _fresh()
+    save_stop(_randomise(StopModule(model, StopConfig(n_stop=2, rank=4))), tmp_path / "other")
+    model, tok = _fresh()
+    _, batch = _paused(model, tok)
+    first = get_signal("stop").module_for(model)
+    assert get_signal("stop").module_for(model) is first  # loaded once, shared
+    with pytest.raises(PathpruneError, match="already carries the STOP adapter"):
+        get_signal(f"stop:{tmp_path / 'other'}").module_for(model)

@@ -30,15 +30,17 @@ class StopSignal(Signal):
 
     def module_for(self, model):
         """The checkpoint attached to ``model``, loaded once per model and shared by every signal
-        object (a second injection of the adapter would stack LoRA layers on the same weights)."""
+        object. Checkpoints without an adapter can share a model freely; a second critique adapter
+        would stack LoRA layers on the same weights, so it needs its own copy of the model."""
         from ..errors import PathpruneError
-        from ..stop.checkpoint import load_stop
+        from ..stop.checkpoint import load_stop, read_config
 
         attached = model.__dict__.setdefault("_pathprune_stop", {})
         key = str(self.path.resolve())
         if key not in attached:
-            if attached:
-                raise PathpruneError(f"this model already carries the STOP checkpoint {next(iter(attached))}; "
+            with_adapter = [k for k, m in attached.items() if m.peft is not None]
+            if with_adapter and read_config(self.path)[0].use_adapter:
+                raise PathpruneError(f"this model already carries the STOP adapter of {with_adapter[0]}; "
                                      f"load the model again to score with {self.path}")
             attached[key] = load_stop(model, self.path)
         return attached[key]
