@@ -221,3 +221,27 @@ def test_bad_input_is_one_line(local_ray, tmp_path, capsys):
         assert main(["label", "--out", str(tmp_path / "cli"), *CLI_ARGS, *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
+
+
+def test_distributed_eval_equals_single_process(local_ray, tmp_path):
+    """`pathprune eval` on 2 Ray workers: the same paths, answers and kept sets as in process."""
+    from pathprune.evaluation.offline import Setting, kept_paths
+    from pathprune.evaluation.runs import EvalConfig, read_run, run_eval
+
+    evals = load_problems(None, "test", "8", 2, None, 0)
+    cfg = EvalConfig(model="testbed", signals=["mean_logprob", "random"], n=6, prefixes=[14], keeps=[2],
+                     sampling=dict(max_new_tokens=120), seeds=[0, 1])
+    model, tok = load_model("testbed")
+    run_eval(model, tok, evals, cfg, tmp_path / "here")
+    run_eval(None, None, evals, cfg, tmp_path / "ray", workers=2, resources={"num_cpus": 1})
+    _, units_a, paths_a = read_run(tmp_path / "here")
+    _, units_b, paths_b = read_run(tmp_path / "ray")
+    assert sorted(u["unit_id"] for u in units_b) == sorted(u["unit_id"] for u in units_a) and len(units_a) == 8
+
+    def stable(rows):
+        return sorted((p["path_index"], p["text"], p["correct"]) for p in rows)
+
+    for uid, rows in paths_a.items():
+        assert stable(paths_b[uid]) == stable(rows)
+        for sig in cfg.signals:
+            assert kept_paths(paths_b[uid], Setting(sig, 14, 2)) == kept_paths(rows, Setting(sig, 14, 2))

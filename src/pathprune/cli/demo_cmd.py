@@ -32,7 +32,8 @@ def demo(
                   f"(levels {levels}), pruned to k at L tokens by each signal; STOP = the shipped checkpoint.")
     eval_(out=out, model="testbed", benchmark=None, testbed_split="test", levels=levels, per_level=per_level,
           limit=None, signals=signals, n=n, prefix=prefix, keep=keep, temperature=1.0, top_p=1.0, top_k=0,
-          max_new_tokens=160, seeds=str(seed), problems_per_batch=2, bootstrap=1000)
+          max_new_tokens=160, seeds=str(seed), problems_per_batch=2, bootstrap=1000,
+          workers=0, ray_address="local", worker_cpus=1.0, worker_gpus=0.0)
     console.print("avg@k|N = mean accuracy of the kept paths; cons@k = their majority vote; Δ = tokens saved "
                   "against finishing all N. Type I = SlimSC-style diversity, III = DeepConf-style confidence, "
                   "IV = STOP. Figures and the HTML report are in the run directory.")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..errors import PathpruneError
 from .console import console, parse_int_list, progress_bar
 
 
@@ -57,6 +58,10 @@ def eval_(
     seeds: str = typer.Option("0", help="Sampling seeds, comma-separated (metrics average over them)."),
     problems_per_batch: int = typer.Option(4, help="Problems sampled together (N rows each)."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95 % intervals."),
+    workers: int = typer.Option(0, help="Ray workers (one model replica each); 0 or 1 = in this process."),
+    ray_address: str = typer.Option("local", help="local = start Ray here; auto, HOST:PORT or ray://HOST:PORT."),
+    worker_cpus: float = typer.Option(1.0, help="CPUs per Ray worker (also its torch threads)."),
+    worker_gpus: float = typer.Option(0.0, help="GPUs per Ray worker."),
 ) -> None:
     """Compare signals fairly: one launch, every signal scores the same prefixes, every path finished once."""
     from ..evaluation.report import build_report
@@ -72,11 +77,18 @@ def eval_(
                                    per_level=per_level, limit=limit))
     cfg.validate()
     cfg.sampling_for(seed_list[0])  # invalid sampling parameters fail before any model is loaded
+    if workers < 0:
+        raise PathpruneError(f"--workers must be >= 0, got {workers}")
+    if workers >= 2:
+        from ..distributed.ray_backend import check_address
+
+        check_address(ray_address)
     problems, datasets = problems_with_datasets(benchmark or [], testbed_split, levels, per_level, limit, seed_list[0])
-    m, tok = load_model(model)
+    m, tok = load_model(model) if workers < 2 else (None, None)
     with progress_bar() as bar:
         task = bar.add_task("problems × seeds", total=len(problems) * len(seed_list))
-        run_eval(m, tok, problems, cfg, out, datasets, progress=lambda k: bar.advance(task, k))
+        run_eval(m, tok, problems, cfg, out, datasets, progress=lambda k: bar.advance(task, k), workers=workers,
+                 ray_address=ray_address, resources={"num_cpus": worker_cpus, "num_gpus": worker_gpus})
     report = build_report(out, n_boot=bootstrap)
     print_report(report, cfg)
     console.print(f"report: {out / 'report.md'}  ·  {out / 'report.html'}")

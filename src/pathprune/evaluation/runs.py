@@ -67,11 +67,50 @@ def dataset_of(problem: Problem, default: str) -> str:
     return f"testbed-{family}" if family and problem.answer_kind == "testbed" else default
 
 
+def _rows(problem: Problem, seed: int, dataset: str, plog) -> tuple[dict, list[dict]]:
+    uid = unit_id(problem, seed)
+    unit = {"unit_id": uid, "seed": seed, "dataset": dataset, **plog.unit,
+            "meta": {k: v for k, v in problem.meta.items() if k in ("family", "difficulty")}}
+    return unit, [{"unit_id": uid, **p} for p in plog.paths]
+
+
+class EvalWorker:
+    """One model replica for distributed evaluation: ``worker((problem, seed, dataset)) -> rows``."""
+
+    def __init__(self, model_name: str, cfg: EvalConfig):
+        from ..models import load_model
+
+        self.model, self.tok = load_model(model_name)
+        self.cfg = cfg
+
+    def __call__(self, payload: tuple[Problem, int, str]) -> tuple[dict, list[dict]]:
+        problem, seed, dataset = payload
+        launch = SharedLaunch(self.model, self.tok, self.cfg.signals, self.cfg.prefixes, self.cfg.sampling_for(seed),
+                              problems_per_batch=1)
+        return _rows(problem, seed, dataset, next(iter(launch.run([problem]))))
+
+
 def run_eval(model, tokenizer, problems: list[Problem], cfg: EvalConfig, out: str | Path,
-             datasets: dict[str, str] | None = None, progress: Callable[[int], None] | None = None) -> RunLog:
-    """Evaluate ``problems`` under ``cfg`` into the run directory ``out`` (resumed when it exists)."""
+             datasets: dict[str, str] | None = None, progress: Callable[[int], None] | None = None, *,
+             workers: int = 0, ray_address: str = "local", resources: dict | None = None) -> RunLog:
+    """Evaluate ``problems`` under ``cfg`` into the run directory ``out`` (resumed when it exists).
+
+    With ``workers >= 2`` the (problem, seed) units run on Ray actors that each load ``cfg.model``
+    (``model``/``tokenizer`` may then be None); every unit is written exactly once, failed units are
+    recorded with their reason and left out of the metrics.
+    """
     cfg.validate()
+    datasets = datasets or {}
     log = RunLog(out, {"eval": cfg.__dict__}, key="unit_id")
+    if workers >= 2:
+        from functools import partial
+
+        from ..distributed import run_units
+
+        units = [(unit_id(p, seed), (p, seed, datasets.get(p.id, "problems"))) for seed in cfg.seeds for p in problems]
+        run_units(units, partial(EvalWorker, cfg.model, cfg), log, workers=workers, ray_address=ray_address,
+                  resources=resources, progress=progress)
+        return log
     for seed in cfg.seeds:
         todo = [p for p in problems if unit_id(p, seed) not in log.done]
         if progress and len(todo) < len(problems):
@@ -83,10 +122,7 @@ def run_eval(model, tokenizer, problems: list[Problem], cfg: EvalConfig, out: st
         by_id = {p.id: p for p in todo}
         for plog in launch.run(todo, progress=progress):
             problem = by_id[plog.unit["problem_id"]]
-            uid = unit_id(problem, seed)
-            unit = {"unit_id": uid, "seed": seed, "dataset": (datasets or {}).get(problem.id, "problems"),
-                    **plog.unit, "meta": {k: v for k, v in problem.meta.items() if k in ("family", "difficulty")}}
-            log.append(unit, [{"unit_id": uid, **p} for p in plog.paths])
+            log.append(*_rows(problem, seed, datasets.get(problem.id, "problems"), plog))
     return log
 
 
@@ -105,6 +141,7 @@ def read_run(run_dir: str | Path) -> tuple[EvalConfig, list[dict], dict[str, lis
     paths: dict[str, list[dict]] = defaultdict(list)
     for row in log.items:
         paths[row["unit_id"]].append(row)
-    if not log.units:
+    units = [u for u in log.units if not u.get("failed")]  # failed units carry their reason, no paths
+    if not units:
         raise PathpruneError(f"{run_dir} holds no finished problem yet")
-    return cfg, log.units, dict(paths)
+    return cfg, units, dict(paths)
