@@ -287,8 +287,8 @@ def test_judge_load_errors(trained_judge, tmp_path):
     with pytest.raises(PathpruneError) as err:
         load_judge(bad)
     assert "\n" not in str(err.value) and "backbone" in str(err.value)
-    with pytest.raises(PathpruneError, match="judge needs a checkpoint directory"):
-        get_signal("judge").model()
+    with pytest.raises(PathpruneError, match="checkpoint directory not found"):
+        get_signal(f"judge:{tmp_path / 'missing'}")
     with pytest.raises(PathpruneError, match="pooling must be 'last' or 'mean'"):
         JudgeConfig(pooling="max")
 
@@ -304,3 +304,14 @@ def test_train_judge_command(tmp_path, testbed):
     assert main(args[:-1] + ["max"]) == 2
     save_judge(load_judge(tmp_path / "j"), tmp_path / "j")  # overwriting in place is atomic
     assert (tmp_path / "j" / "judge_config.json").is_file() and not (tmp_path / "j.tmp").exists()
+
+
+def test_shipped_testbed_judge_scores_in_the_engine(testbed):
+    """`--signal judge` without a path uses the judge shipped for the testbed; its re-reading is charged."""
+    model, tok = testbed
+    problems = generate("chain", 8, 2, "test")
+    params = SamplingParams(n=6, temperature=1.0, max_new_tokens=120, seed=4)
+    results = Pruner(model, tok, "judge", "14:2", params).run(problems)
+    scores = [p.scores[0] for r in results for p in r.paths if p.scores]
+    assert len(scores) >= 10 and all(0 < s < 1 for s in scores) and len(set(scores)) > 1
+    assert all(r.usage.reencoded > 0 and sum(p.kept for p in r.paths) == 2 for r in results)

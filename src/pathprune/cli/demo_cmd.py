@@ -8,7 +8,7 @@ import typer
 
 from .console import console
 
-DEMO_SIGNALS = "random,jaccard,mean_logprob,conf_lowest,neg_entropy,stop"
+DEMO_SIGNALS = "random,jaccard,judge,mean_logprob,conf_lowest,neg_entropy,stop"
 
 
 def demo(

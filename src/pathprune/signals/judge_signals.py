@@ -62,6 +62,9 @@ def question_text(view: CheckView, problem_index: int) -> str:
     return problem.prompt
 
 
+TESTBED_JUDGE = Path(__file__).resolve().parent / "judges" / "checkpoints" / "testbed"
+
+
 @register_signal("prm")
 class PrmSignal(Signal):
     """Process reward model (Qwen2.5-Math-PRM convention) re-reading the prefix's steps (`prm:DIR[:agg=..]`)."""
@@ -117,8 +120,8 @@ class JudgeSignal(Signal):
     def model(self, device="cpu"):
         from .judges.retrain import load_judge
 
-        if self.path is None:
-            raise PathpruneError("judge needs a checkpoint directory: --signal judge:DIR (pathprune train --judge)")
+        if self.path is None:  # the judge shipped for the testbed model (see docs/signals.md)
+            self.path = TESTBED_JUDGE
         if self._judge is None:
             self._judge = load_judge(self.path, device=device)
         return self._judge
