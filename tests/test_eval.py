@@ -157,3 +157,21 @@ def test_eval_runs_on_smollm2(tmp_path, benchmarks_dir):
     assert len(units) == 2 and all(u["dataset"] == "aime_2025" for u in units)
     paths = [json.loads(x) for x in (out / "paths.jsonl").read_text().splitlines()]
     assert len(paths) == 6 and all(1 <= p["tokens"] <= 24 for p in paths)
+
+
+def test_signal_quality_and_paired_gain_by_hand():
+    from pathprune.evaluation.summary import paired_gain, signal_quality
+
+    def path(i, correct, s, o):
+        return {"path_index": i, "tokens": 20, "answer": "7" if correct else "3", "correct": correct,
+                "finished": True, "signals": {"s": {"10": [s, 0, 0]}, "o": {"10": [o, 0, 0]}}}
+
+    unit = {"unit_id": "A@0", "problem_id": "A", "reference": "7", "answer_kind": "testbed", "prompt_tokens": 1}
+    # MC labels (o >= 0.5): paths 0, 1 positive; s ranks 0 > 2 > 1 > 3 -> 3 of 4 pairs right = 0.75
+    paths = {"A@0": [path(0, True, 0.9, 0.8), path(1, True, 0.3, 0.6), path(2, False, 0.5, 0.2),
+                     path(3, False, 0.1, 0.0)]}
+    (row,) = signal_quality([unit], paths, ["s"], "o", 10)
+    assert row["prefixes"] == 4 and row["auroc"] == 0.75 and row["within_auroc"] == 0.75
+    # k=1: "s" keeps path 0 (right), "o" keeps path 0 too -> gain 0; k=2: s keeps {0,2} (1/2), o keeps {0,1} (1)
+    assert paired_gain([unit], paths, Setting("s", 10, 2), Setting("o", 10, 2), n_boot=50) == (-0.5, -0.5, -0.5)
+    assert paired_gain([unit], paths, Setting("s", 10, 1), Setting("o", 10, 1), n_boot=50)[0] == 0.0

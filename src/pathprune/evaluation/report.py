@@ -21,7 +21,7 @@ from pathlib import Path
 from ..io.runlog import write_json_atomic
 from .offline import Setting
 from .runs import EvalConfig, read_run
-from .summary import summarise
+from .summary import paired_gain, signal_quality, summarise
 
 
 @dataclass
@@ -163,6 +163,29 @@ def _html(markdown_tables: list[tuple[str, str]], images: list[Path], title: str
     return "\n".join(parts)
 
 
+def comparison_tables(cfg: EvalConfig, units: list[dict], paths: dict, n_boot: int) -> list[tuple[str, str]]:
+    """Signal quality against the Monte-Carlo label (when an oracle ran) and STOP's paired gains."""
+    out = []
+    L, k = cfg.prefixes[0], cfg.keeps[0]
+    oracle = next((s for s in cfg.signals if s.split(":")[0] == "oracle"), None)
+    if oracle:
+        rows = signal_quality(units, paths, [s for s in cfg.signals if s != oracle], oracle, L)
+        fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+        out.append((f"Signals against the Monte-Carlo label ({oracle} at L = {L})",
+                    _md_table(["signal", "type", "prefixes", "AUROC", "within-problem AUROC"],
+                              [[r["signal"], signal_type(r["signal"]), str(r["prefixes"]), fmt(r["auroc"]),
+                                fmt(r["within_auroc"])] for r in rows])))
+    stop = next((s for s in cfg.signals if s.split(":")[0] == "stop"), None)
+    if stop:
+        rows = []
+        for other in [s for s in cfg.signals if s not in (stop, oracle)]:
+            mean, lo, hi = paired_gain(units, paths, Setting(stop, L, k), Setting(other, L, k), n_boot=n_boot)
+            rows.append([other, signal_type(other), f"{100 * mean:+.1f}", f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"])
+        out.append((f"Gain of {stop} in avg@{k}|{cfg.n} over each signal (same paths, paired by problem)",
+                    _md_table(["baseline", "type", "gain (points)", "95 % CI"], rows)))
+    return out
+
+
 def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
     """Summarise a run directory and write summary.json, report.md, the figures and report.html."""
     run_dir = Path(run_dir)
@@ -179,11 +202,14 @@ def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
     main = paper_table(cfg, by_dataset)
     detail = _md_table(DETAIL_HEAD, detail_rows(cfg, rows))
     title = f"pathprune evaluation: {cfg.model}, N = {cfg.n}, L = {cfg.prefixes[0]}, k = {cfg.keeps[0]}"
-    markdown = "\n\n".join([f"# {title}", "## Main table", main, "## All signals at the main setting", detail,
-                            "## Figures"] + [f"![{p.stem}]({p.name})" for p in images]) + "\n"
+    sections = [("Main table", main), ("All signals at the main setting", detail)]
+    extra = comparison_tables(cfg, units, paths, n_boot)
+    sections += extra
+    markdown = "\n\n".join([f"# {title}"] + [f"## {h}\n\n{t}" for h, t in sections] + ["## Figures"]
+                           + [f"![{p.stem}]({p.name})" for p in images]) + "\n"
     (run_dir / "report.md.tmp").write_text(markdown)
     (run_dir / "report.md.tmp").replace(run_dir / "report.md")
-    page = _html([("Main table", main), ("All signals at the main setting", detail)], images, title)
+    page = _html(sections, images, title)
     (run_dir / "report.html.tmp").write_text(page)
     (run_dir / "report.html.tmp").replace(run_dir / "report.html")
     files = [run_dir / "summary.json", run_dir / "report.md", run_dir / "report.html", *images]

@@ -81,3 +81,42 @@ def _seconds(units: list[dict], setting: Setting) -> dict:
     return {"launch": round(sum(u["seconds"]["launch"].get(str(setting.prefix), 0.0) for u in units), 3),
             "check": round(sum(u["seconds"]["check"].get(setting.signal, {}).get(str(setting.prefix), 0.0)
                                    for u in units), 3)}
+
+
+def signal_quality(units: list[dict], paths: dict[str, list[dict]], signals: list[str], label_signal: str,
+                   prefix: int) -> list[dict]:
+    """AUROC of each signal's scores against the Monte-Carlo label of the same prefixes.
+
+    ``label_signal`` is an ``oracle`` signal of the same run (its score is the fraction of K
+    continuations that end right); the label is binarised at 0.5. "within" is the mean AUROC
+    inside each (problem, seed) unit, what top-k pruning needs.
+    """
+    from .metrics import auroc, within_problem_auroc
+
+    key, rows = str(prefix), []
+    for name in signals:
+        scores, labels, groups = [], [], []
+        for u in units:
+            for p in paths[u["unit_id"]]:
+                entry, label = p["signals"].get(name, {}).get(key), p["signals"].get(label_signal, {}).get(key)
+                if entry is not None and label is not None:
+                    scores.append(entry[0])
+                    labels.append(int(label[0] >= 0.5))
+                    groups.append(u["unit_id"])
+        rows.append({"signal": name, "prefixes": len(scores), "auroc": auroc(scores, labels),
+                     "within_auroc": within_problem_auroc(scores, labels, groups)})
+    return rows
+
+
+def paired_gain(units: list[dict], paths: dict[str, list[dict]], a: Setting, b: Setting, metric: str = "avg",
+                n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean per-problem difference metric(a) − metric(b) on the same paths, with its 95 % bootstrap interval."""
+    fn = METRICS[metric]
+    problems = sorted({u["problem_id"] for u in units})
+    index = {pid: i for i, pid in enumerate(problems)}
+    owner = np.array([index[u["problem_id"]] for u in units])
+    diff = np.array([fn(outcome(u, paths[u["unit_id"]], a)) - fn(outcome(u, paths[u["unit_id"]], b)) for u in units])
+    per = np.bincount(owner, weights=diff, minlength=len(problems)) / np.bincount(owner, minlength=len(problems))
+    draws = np.random.default_rng(seed).integers(0, len(problems), size=(n_boot, len(problems)))
+    lo, hi = bootstrap_mean(per, draws)
+    return float(per.mean()), lo, hi
