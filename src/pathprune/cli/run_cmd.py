@@ -11,10 +11,14 @@ from .console import console, parse_int_list, progress_bar
 
 def load_problems(benchmark: str | None, testbed_split: str, levels: str | None, per_level: int, limit: int | None,
                   seed: int):
-    """Problems from a benchmark file, or the testbed suite when no file is given."""
-    from ..tasks import load_benchmark
+    """Problems from a benchmark file, generated word problems (``wordproblems[:LEVELS[:FORMAT]]``, with the
+    split, count per level and seed of the testbed options), or the testbed suite when no file is given."""
+    from ..tasks import load_benchmark, wordproblems
     from ..testbed.problems import suite
 
+    if wordproblems.is_spec(benchmark):
+        problems = wordproblems.from_spec(benchmark, testbed_split, per_level, seed)
+        return problems[:limit] if limit else problems
     if benchmark:
         return load_benchmark(benchmark, limit=limit)
     problems = suite(testbed_split, per_level, seed, levels=parse_int_list(levels, "levels"))
@@ -24,7 +28,9 @@ def load_problems(benchmark: str | None, testbed_split: str, levels: str | None,
 def run(
     out: Path = typer.Option(..., help="Run directory (resumed if it exists with the same config)."),
     model: str = typer.Option("testbed", help="Embedded name, HF directory or .gguf file."),
-    benchmark: str = typer.Option(None, help="Benchmark JSON/JSONL file (default: the testbed suite)."),
+    benchmark: str = typer.Option(None, help="Benchmark JSON/JSONL file, or wordproblems[:LEVELS[:FORMAT]] "
+                                   "(generated; split, count and seed from --testbed-split, --per-level, --seed); "
+                                   "default: the testbed suite."),
     testbed_split: str = typer.Option("test", help="Testbed split when no benchmark is given."),
     levels: str = typer.Option(None, help="Testbed difficulty levels, e.g. 4,8."),
     per_level: int = typer.Option(10, help="Testbed problems per family and level."),

@@ -1,0 +1,320 @@
+"""Procedural arithmetic word problems at the level of a small instruct model (SmolLM2-135M).
+
+Four templates (``inventory``, ``shopping``, ``sharing``, ``ages``) tell a short
+story: a starting quantity, then ``level`` steps, each one arithmetic operation
+on the running value (add, subtract, multiply or divide by a small number), then
+a question about the final value. Every intermediate value is a positive integer
+of at most 200, so the reference answer is exact and ``math-verify`` grades it.
+
+* **Deterministic**: the same (level, n, split, seed, templates) gives the same
+  problems in the same order.
+* **Disjoint splits**: a problem's split is a SHA-256 bucket of its question
+  text (80 / 10 / 10, as in the testbed), so no question lands in two splits,
+  whatever seed or level produced it.
+* **Specs**: ``meta["spec"]`` holds the start value and the list of
+  ``[op, operand]`` steps; the answer is their left fold (:func:`solve`).
+* **Answer formats**: ``boxed`` asks for ``\\boxed{}`` (the instruction of
+  the benchmark loaders), ``final`` for a last line ``Final answer: N``; both are
+  read by the same extractor (:func:`pathprune.tasks.answers.extract_math`).
+
+The command line names this source as a benchmark spec,
+``--benchmark wordproblems[:LEVELS[:FORMAT]]`` (e.g. ``wordproblems:1,2`` or
+``wordproblems:1:final``), with the split from ``--testbed-split``, the count per
+level from ``--per-level`` and the seed from ``--seed``.
+
+    >>> [p.answer for p in generate(1, 2, "test", seed=0)]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+
+from ..errors import PathpruneError
+from .loaders import MATH_INSTRUCTION
+from .problem import Problem
+
+SPLITS = ("train", "validation", "test")
+_BOUNDS = {"train": (0, 80), "validation": (80, 90), "test": (90, 100)}
+MAX_LEVEL = 5
+MAX_VALUE = 200
+FORMATS = {
+    "boxed": MATH_INSTRUCTION,
+    "final": 'Please reason step by step, and end your reply with a line of the form "Final answer: <number>".',
+}
+DEFAULT_FORMAT = "final"  # SmolLM2-135M follows it on 84 % of paths, boxed on 2 % (docs/smollm2.md)
+
+_NAMES = ("Anna", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ivy", "Jack", "Lena", "Mia", "Noah",
+          "Omar", "Paula", "Sam", "Tara", "Leo")
+_PRONOUN = {"Anna": "She", "Carla": "She", "Emma": "She", "Grace": "She", "Ivy": "She", "Lena": "She", "Mia": "She",
+            "Paula": "She", "Tara": "She"}
+_ITEMS = ("apples", "marbles", "stickers", "pencils", "stamps", "shells", "cards", "books")
+_THINGS = (("pen", "pens"), ("notebook", "notebooks"), ("cup", "cups"), ("ball", "balls"), ("toy car", "toy cars"))
+_TREATS = ("cookies", "muffins", "candies", "cupcakes")
+
+
+def split_of(text: str) -> str:
+    """80 / 10 / 10 split from a SHA-256 of the question text."""
+    bucket = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
+    return next(s for s, (lo, hi) in _BOUNDS.items() if lo <= bucket < hi)
+
+
+def apply(op: str, value: int, operand: int) -> int:
+    if op == "+":
+        return value + operand
+    if op == "-":
+        return value - operand
+    if op == "*":
+        return value * operand
+    if op == "/":
+        if value % operand:
+            raise ValueError(f"{value} is not divisible by {operand}")
+        return value // operand
+    raise ValueError(f"unknown operation {op!r}")
+
+
+def solve(spec: dict) -> int:
+    """The answer of a spec: its steps folded over the start value."""
+    value = spec["start"]
+    for op, operand in spec["steps"]:
+        value = apply(op, value, operand)
+    return value
+
+
+def _pron(name: str) -> str:
+    return _PRONOUN.get(name, "He")
+
+
+# Each step builder gets (rng, current value, context) and returns (op, operand, sentence), or None when no
+# operation of its kind fits the current value (the generator then tries another kind).
+Step = Callable[[random.Random, int, dict], "tuple[str, int, str] | None"]
+
+
+def _inv_add(rng, v, c):
+    b = rng.randint(2, 20)
+    verb = rng.choice(("buys", "finds", "gets"))
+    return "+", b, f"{c['P']} {verb} {b} more {c['item']}."
+
+
+def _inv_sub(rng, v, c):
+    if v < 3:
+        return None
+    b = rng.randint(1, min(v - 1, 20))
+    return "-", b, rng.choice((f"{c['P']} gives {b} {c['item']} to {c['friend']}.", f"{c['P']} loses {b} {c['item']}."))
+
+
+def _inv_mul(rng, v, c):
+    m = rng.choice((2, 3))
+    if v * m > MAX_VALUE:
+        return None
+    word = {2: "doubles", 3: "triples"}[m]
+    return "*", m, f"Then the number of {c['item']} {c['name']} has {word}."
+
+
+def _inv_div(rng, v, c):
+    if v % 2 or v < 4:
+        return None
+    return "/", 2, f"{c['P']} gives half of the {c['item']} to {c['friend']}."
+
+
+def _shop_one(rng, v, c):
+    if v < 3:
+        return None
+    p = rng.randint(2, min(v - 1, 15))
+    thing = rng.choice(_THINGS)[0]
+    return "-", p, f"{c['P']} buys a {thing} for {p} dollars."
+
+
+def _shop_earn(rng, v, c):
+    b = rng.randint(2, 20)
+    return "+", b, f"{c['P']} earns {b} dollars helping a neighbour."
+
+
+def _shop_double(rng, v, c):
+    if v * 2 > MAX_VALUE:
+        return None
+    return "*", 2, f"{c['P']} sells an old bike, and now has twice as much money."
+
+
+def _shop_split(rng, v, c):
+    if v % 2 or v < 4:
+        return None
+    return "/", 2, f"{c['P']} puts half of the money into a savings box and does not spend it."
+
+
+def _share_add(rng, v, c):
+    b = rng.randint(2, 20)
+    return "+", b, f"{c['P']} bakes {b} more {c['treat']}."
+
+
+def _share_sub(rng, v, c):
+    if v < 3:
+        return None
+    b = rng.randint(1, min(v - 1, 12))
+    return "-", b, rng.choice((f"{c['P']} eats {b} of them.", f"{c['friend']} eats {b} of them."))
+
+
+def _share_div(rng, v, c):
+    ways = [k for k in (2, 3, 4, 5, 6) if v % k == 0 and v // k >= 1]
+    if not ways:
+        return None
+    k = rng.choice(ways)
+    return "/", k, f"{c['P']} puts the {c['treat']} into {k} boxes with the same number in each."
+
+
+def _age_older(rng, v, c):
+    b = rng.randint(1, 15)
+    return "+", b, f"{c['next']} is {b} years older than {c['prev']}."
+
+
+def _age_younger(rng, v, c):
+    if v < 3:
+        return None
+    b = rng.randint(1, min(v - 1, 15))
+    return "-", b, f"{c['next']} is {b} years younger than {c['prev']}."
+
+
+def _age_twice(rng, v, c):
+    if v * 2 > 90:
+        return None
+    return "*", 2, f"{c['next']} is twice as old as {c['prev']}."
+
+
+def _age_half(rng, v, c):
+    if v % 2 or v < 4:
+        return None
+    return "/", 2, f"{c['next']} is half as old as {c['prev']}."
+
+
+TEMPLATES: dict[str, tuple[Step, ...]] = {
+    "inventory": (_inv_add, _inv_sub, _inv_mul, _inv_div),
+    "shopping": (_shop_one, _shop_earn, _shop_double, _shop_split),
+    "sharing": (_share_add, _share_sub),  # the last step always shares equally (_share_div)
+    "ages": (_age_older, _age_younger, _age_twice, _age_half),
+}
+
+
+def _story(rng: random.Random, template: str, level: int) -> tuple[dict, str] | None:
+    people = rng.sample(_NAMES, 6)
+    name = people[0]
+    c = {"name": name, "P": name if rng.random() < 0.5 else _pron(name), "friend": people[1],
+         "item": rng.choice(_ITEMS), "treat": rng.choice(_TREATS)}
+    start = rng.randint(4, 30) if template != "ages" else rng.randint(5, 40)
+    opening = {
+        "inventory": f"{name} has {start} {c['item']}.",
+        "shopping": f"{name} has {start} dollars.",
+        "sharing": f"{name} bakes {start} {c['treat']}.",
+        "ages": f"{name} is {start} years old.",
+    }[template]
+    sentences, steps, value = [opening], [], start
+    for i in range(level):
+        c["prev"], c["next"] = people[i], people[i + 1]
+        last_share = template == "sharing" and i == level - 1
+        kinds = (_share_div,) if last_share else TEMPLATES[template]
+        for _ in range(10):
+            made = rng.choice(kinds)(rng, value, c)
+            if made is not None:
+                break
+        else:
+            return None
+        op, operand, sentence = made
+        if sentence in sentences:  # "He gives half ... He gives half ..." reads like a typo; draw again
+            return None
+        value = apply(op, value, operand)
+        if not 1 <= value <= MAX_VALUE:
+            return None
+        steps.append([op, operand])
+        sentences.append(sentence)
+    question = {
+        "inventory": f"How many {c['item']} does {name} have now?",
+        "shopping": f"How many dollars does {name} have left to spend?",
+        "sharing": f"How many {c['treat']} are in each box?",
+        "ages": f"How old is {people[level]}?",
+    }[template]
+    spec = {"template": template, "level": level, "start": start, "steps": steps}
+    return spec, " ".join(sentences + [question])
+
+
+def check_args(levels, split: str | None = None, fmt: str = DEFAULT_FORMAT, templates=None) -> None:
+    bad = [x for x in levels if not 1 <= x <= MAX_LEVEL]
+    if bad or not levels:
+        raise PathpruneError(f"word-problem levels must lie in 1..{MAX_LEVEL}, got {list(levels)}",
+                             parameter="levels", value=levels)
+    if split is not None and split not in SPLITS:
+        raise PathpruneError(f"unknown split {split!r}; choose from {list(SPLITS)}", parameter="split", value=split)
+    if fmt not in FORMATS:
+        raise PathpruneError(f"unknown answer format {fmt!r}; choose from {sorted(FORMATS)}", parameter="format",
+                             value=fmt)
+    unknown = [t for t in templates or () if t not in TEMPLATES]
+    if unknown:
+        raise PathpruneError(f"unknown word-problem template {unknown[0]!r}; choose from {sorted(TEMPLATES)}",
+                             parameter="templates", value=unknown[0])
+
+
+def generate(level: int, n: int, split: str = "test", seed: int = 0, templates: tuple[str, ...] | None = None,
+             fmt: str = DEFAULT_FORMAT) -> list[Problem]:
+    """``n`` distinct problems of one level (steps) and split, the templates drawn in turn."""
+    check_args([level], split, fmt, templates)
+    names = tuple(templates or TEMPLATES)
+    rng = random.Random(f"wordproblems:{seed}:{level}")
+    out: dict[str, Problem] = {}
+    for attempt in range(200 * n + 1000):
+        if len(out) == n:
+            break
+        template = names[len(out) % len(names)]
+        made = _story(rng, template, level)
+        if made is None:
+            continue
+        spec, text = made
+        if text in out or split_of(text) != split:
+            continue
+        answer = solve(spec)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        out[text] = Problem(
+            id=f"wp-{template}-s{level}-{digest}",
+            answer=str(answer),
+            answer_kind="math",
+            messages=({"role": "user", "content": f"{text}\n{FORMATS[fmt]}"},),
+            meta={"source": "wordproblems", "family": template, "difficulty": level, "split": split,
+                  "format": fmt, "question": text, "spec": spec},
+        )
+    return list(out.values())
+
+
+def suite(split: str = "test", n_per_level: int = 20, seed: int = 0, levels=(1, 2, 3),
+          templates: tuple[str, ...] | None = None, fmt: str = DEFAULT_FORMAT) -> list[Problem]:
+    """``n_per_level`` problems for every level in ``levels``, interleaved so a prefix of the list mixes them."""
+    check_args(levels, split, fmt, templates)
+    per = [generate(level, n_per_level, split, seed, templates, fmt) for level in levels]
+    return [p for group in zip(*per) for p in group] + [p for group in per for p in group[min(map(len, per)):]]
+
+
+def parse_spec(spec: str) -> dict:
+    """``wordproblems[:LEVELS[:FORMAT]]`` → ``{"levels": (...), "fmt": ...}`` (one-line error otherwise)."""
+    parts = spec.split(":")
+    if parts[0] != "wordproblems" or len(parts) > 3:
+        raise PathpruneError(f"expected wordproblems[:LEVELS[:FORMAT]], got {spec!r}", parameter="benchmark",
+                             value=spec)
+    levels: tuple[int, ...] = (1, 2, 3)
+    if len(parts) > 1 and parts[1]:
+        try:
+            levels = tuple(int(x) for x in parts[1].split(",") if x.strip())
+        except ValueError:
+            raise PathpruneError(f"word-problem levels must be comma-separated integers, got {parts[1]!r}",
+                                 parameter="benchmark", value=spec) from None
+    fmt = parts[2] if len(parts) > 2 else DEFAULT_FORMAT
+    check_args(levels, None, fmt)
+    return {"levels": levels, "fmt": fmt}
+
+
+def is_spec(source: str | None) -> bool:
+    return bool(source) and source.split(":")[0] == "wordproblems"
+
+
+def from_spec(spec: str, split: str, n_per_level: int, seed: int) -> list[Problem]:
+    """Problems for a ``--benchmark wordproblems[:LEVELS[:FORMAT]]`` spec."""
+    parsed = parse_spec(spec)
+    if n_per_level < 1:
+        raise PathpruneError(f"--per-level must be >= 1, got {n_per_level}", parameter="per_level", value=n_per_level)
+    return suite(split, n_per_level, seed, parsed["levels"], fmt=parsed["fmt"])
