@@ -3,13 +3,24 @@
     pathprune label --out runs/labels-train --testbed-split train --per-level 40
     pathprune label --out runs/labels-val --testbed-split validation --per-level 15
     python benchmarks/stop_eval.py --train runs/labels-train --val runs/labels-val \\
-        --out docs/stop-eval.json --ship src/pathprune/stop/checkpoints/testbed
+        --out docs/stop-eval.json --ship src/pathprune/stop/checkpoints/testbed \\
+        --lr 2e-3 --weight-decay 0.01 --epochs 8 --loss bce+listwise --select within_auroc
+
+Variants: the main STOP, the paper's loss alone (when ``--loss`` adds our
+within-problem term), ``--hard-labels``, ``--no-adapter`` and the n_stop sweep
+(``--sweep-epochs`` each). ``--variants`` trains a subset (so that several
+processes can share the work) and ``--reuse`` loads a variant's checkpoint from
+``--work`` instead of retraining when its saved settings match exactly.
 
 Every variant is trained on the same labels and scored on the same held-out
 prefixes (validation-split problems, never seen in training). AUROC is against
 the binarised Monte-Carlo label (>= 0.5); "within" is the mean per-problem
 AUROC, the number that matters for top-k pruning inside a problem. The gain of
 STOP over each baseline comes with a 95 % bootstrap interval over problems.
+Per error kind (testbed validation problems regenerated from their ids), each
+signal's within-problem AUROC at telling clean prefixes from those that already
+hold a wrong-strategy word ``S1``, a slip followed by the doubt marker ``?``, or
+a silent slip.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import random
 import shutil
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -32,6 +44,8 @@ from pathprune.stop import StopConfig, load_stop  # noqa: E402
 from pathprune.stop.evaluate import baseline_scores  # noqa: E402
 from pathprune.stop.labels import read_labels  # noqa: E402
 from pathprune.stop.train import TrainStopConfig, label_metrics, train_stop  # noqa: E402
+
+KINDS = ("strategy", "slip?", "slip")
 
 
 def bootstrap_gain(a, b, records, n_boot=1000, seed=0):
@@ -54,6 +68,49 @@ def bootstrap_gain(a, b, records, n_boot=1000, seed=0):
     return gains[int(0.025 * len(gains))], gains[int(0.975 * len(gains)) - 1]
 
 
+def error_kinds(records, tok, split="validation", per_level=15, seed=0):
+    """Per prefix: "clean", "strategy" (S1 written), "slip?" / "slip" (a wrong completed step, with / without
+    a doubt marker); None when the problem is not a testbed problem of ``split``."""
+    from pathprune.testbed.families import FAMILIES
+    from pathprune.testbed.problems import suite
+
+    problems = {p.id: p for p in suite(split, per_level, seed)}
+    out = []
+    for r in records:
+        p = problems.get(r["problem_id"])
+        if p is None:
+            out.append(None)
+            continue
+        words = tok.convert_ids_to_tokens(r["prefix_token_ids"][r.get("prompt_len", 1):])
+        done = len(words) - words[::-1].index(";") if ";" in words else 0  # completed steps only
+        a = FAMILIES[p.meta["family"]].analyse(p.meta["spec"], words[:done])
+        if words[:1] == ["S1"]:
+            out.append("strategy")
+        elif a.first_error_step is not None and a.first_error_step < words[:done].count(";"):
+            out.append("slip?" if "?" in words else "slip")
+        else:
+            out.append("clean")
+    return out
+
+
+def kind_auroc(scores, records, kinds, kind):
+    """Within-problem AUROC of clean (positive) against ``kind`` prefixes (negative)."""
+    keep = [i for i, k in enumerate(kinds) if k in ("clean", kind)]
+    return within_problem_auroc([scores[i] for i in keep], [int(kinds[i] == "clean") for i in keep],
+                                [records[i]["problem_id"] for i in keep])
+
+
+def matches(ckpt: Path, cfg: StopConfig, tcfg: TrainStopConfig) -> bool:
+    """A finished checkpoint in ``ckpt`` trained with exactly these settings (older files: defaults)."""
+    f = ckpt / "stop_config.json"
+    if not f.is_file() or not (ckpt / "history.json").is_file():  # history.json: training finished
+        return False
+    raw = json.loads(f.read_text())
+    saved = {**asdict(TrainStopConfig()), **raw.get("train", {})}
+    same_model = all(raw.get(k) == getattr(cfg, k) for k in ("n_stop", "use_adapter", "rank", "distinct_tokens"))
+    return same_model and saved == asdict(tcfg)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", default="runs/labels-train")
@@ -64,7 +121,13 @@ def main():
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--sweep-epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--loss", default="bce", help="bce (paper) | bce+listwise | bce+pairwise (our extension)")
+    ap.add_argument("--rank-weight", type=float, default=1.0)
+    ap.add_argument("--select", default="mse", help="mse (official) | within_auroc")
     ap.add_argument("--sweep", default="1,2,4,6,8")
+    ap.add_argument("--variants", default=None, help="comma-separated subset of variant names to train, then stop")
+    ap.add_argument("--reuse", action="store_true", help="load checkpoints in --work trained with the same settings")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,28 +136,47 @@ def main():
     rows, scores = {}, {}
     print(f"{len(train)} training prefixes, {len(val)} held-out prefixes "
           f"({len({r['problem_id'] for r in val})} problems)")
-    for name, s in baseline_scores(model, tok, val).items():
-        scores[name] = s
-        rows[name] = label_metrics(s, val)
-    variants = [("stop", StopConfig(), TrainStopConfig(epochs=args.epochs, lr=args.lr)),
-                ("stop --hard-labels", StopConfig(), TrainStopConfig(epochs=args.epochs, lr=args.lr, hard_labels=True)),
-                ("stop --no-adapter", StopConfig(use_adapter=False), TrainStopConfig(epochs=args.epochs, lr=args.lr))]
-    variants += [(f"stop --stop-tokens {n}", StopConfig(n_stop=n), TrainStopConfig(epochs=args.sweep_epochs, lr=args.lr))
+    if args.variants is None:
+        for name, s in baseline_scores(model, tok, val).items():
+            scores[name] = s
+            rows[name] = label_metrics(s, val)
+    main_t = TrainStopConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+                             rank_weight=args.rank_weight, select=args.select)
+    variants = [("stop", StopConfig(), main_t)]
+    if args.loss != "bce":
+        variants.append(("stop --loss bce", StopConfig(), replace(main_t, loss="bce")))
+    variants += [("stop --hard-labels", StopConfig(), replace(main_t, hard_labels=True)),
+                 ("stop --no-adapter", StopConfig(use_adapter=False), main_t)]
+    variants += [(f"stop --stop-tokens {n}", StopConfig(n_stop=n), replace(main_t, epochs=args.sweep_epochs))
                  for n in map(int, args.sweep.split(","))]
+    if args.variants is not None:
+        wanted = [v.strip() for v in args.variants.split(",")]
+        unknown = set(wanted) - {name for name, _, _ in variants}
+        if unknown:
+            raise SystemExit(f"unknown variants {sorted(unknown)}")
+        variants = [v for v in variants if v[0] in wanted]
     for name, cfg, tcfg in variants:
         t0 = time.perf_counter()
-        fresh, _ = load_model("testbed")  # each variant attaches its own adapter to a fresh base model
         out = Path(args.work) / name.replace(" ", "_").replace("-", "")
-        report = train_stop(fresh, tok, train, val, cfg, tcfg, out)
+        if args.reuse and matches(out, cfg, tcfg):
+            meta = json.loads((out / "stop_config.json").read_text())
+            best_epoch, seconds = meta["metrics"]["epoch"], meta["metrics"].get("seconds")
+        else:
+            fresh, _ = load_model("testbed")  # each variant attaches its own adapter to a fresh base model
+            report = train_stop(fresh, tok, train, val, cfg, tcfg, out)
+            (out / "history.json").write_text(json.dumps(report["history"], indent=1))
+            best_epoch, seconds = report["best"]["epoch"], round(time.perf_counter() - t0, 1)
         module = load_stop(load_model("testbed")[0], out)
         s = module.score_ids([r["prefix_token_ids"] for r in val], tok.pad_token_id).tolist()
         scores[name] = s
-        rows[name] = {**label_metrics(s, val), "best_epoch": report["best"]["epoch"],
-                      "train_seconds": round(time.perf_counter() - t0, 1)}
+        rows[name] = {**label_metrics(s, val), "best_epoch": best_epoch, "epochs": tcfg.epochs,
+                      "train_seconds": seconds}
         print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[name].items()}, flush=True)
         if name == "stop" and args.ship:
             shutil.rmtree(args.ship, ignore_errors=True)
-            shutil.copytree(out, args.ship)
+            shutil.copytree(out, args.ship, ignore=shutil.ignore_patterns("history.json"))
+    if args.variants is not None:
+        return
     gains = {b: bootstrap_gain(scores["stop"], scores[b], val) for b in ("mean_logprob", "neg_entropy",
                                                                          "conf_mean", "conf_lowest")}
     print(f"\n{'signal':<24} {'AUROC':>7} {'within':>7} {'MSE':>7} {'Brier':>7} {'ECE':>6}")
@@ -103,8 +185,21 @@ def main():
               f"{r['ece']:>6.3f}")
     for b, (lo, hi) in gains.items():
         print(f"within-problem AUROC gain of stop over {b}: 95% CI [{lo:+.3f}, {hi:+.3f}]")
-    Path(args.out).write_text(json.dumps({"train_prefixes": len(train), "val_prefixes": len(val),
-                                          "metrics": rows, "gain_ci": gains}, indent=2))
+    kinds = error_kinds(val, tok)
+    counts = {k: kinds.count(k) for k in ("clean", *KINDS, None)}
+    per_kind = {name: {k: kind_auroc(s, val, kinds, k) for k in KINDS} for name, s in scores.items()}
+    print(f"\nprefixes by error kind: {counts}; within-problem AUROC, clean vs each kind:")
+    print(f"{'signal':<24} " + " ".join(f"{k:>9}" for k in KINDS))
+    for name, r in per_kind.items():
+        print(f"{name:<24} " + " ".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in r.values()))
+    settings = {k: getattr(args, k) for k in ("epochs", "sweep_epochs", "lr", "weight_decay", "loss", "rank_weight",
+                                              "select", "sweep")}
+    Path(args.out).write_text(json.dumps({"settings": settings, "train_prefixes": len(train),
+                                          "val_prefixes": len(val),
+                                          "val_problems": len({r["problem_id"] for r in val}),
+                                          "metrics": rows, "gain_ci": gains,
+                                          "error_kinds": {"counts": {str(k): v for k, v in counts.items()},
+                                                          "within_auroc_clean_vs_kind": per_kind}}, indent=2))
 
 
 if __name__ == "__main__":

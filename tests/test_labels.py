@@ -86,3 +86,55 @@ def test_training_saves_the_best_epoch(tmp_path):
     # the critique adapter really trained (LoRA B starts at zero)
     lora_b = [p for n, p in loaded.peft.named_parameters() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)
+
+
+def test_listwise_and_pairwise_losses_by_hand():
+    import math
+    import random
+
+    import torch
+
+    from pathprune.stop.train import grouped_batches, listwise_loss, pairwise_loss
+
+    z = torch.tensor([0.3, -1.2, 2.0, 0.5])
+    # a group whose labels are all equal carries no ranking information: zero, whatever the scores
+    for loss in (listwise_loss, pairwise_loss):
+        assert loss(z, torch.tensor([0.5, 0.5, 0.5, 0.5]), ["g"] * 4).item() == 0.0
+    # toy pair, labels 0.75 / 0.25 (target distribution 3/4, 1/4), logits 0 / 0:
+    # KL = 3/4 log(3/4 / 1/2) + 1/4 log(1/4 / 1/2); pairwise = 0.5 * log(1 + e^0) / 0.5 = log 2
+    y, z2 = torch.tensor([0.75, 0.25]), torch.zeros(2)
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert listwise_loss(z2, y, ["a", "a"]).item() == pytest.approx(kl, abs=1e-6)
+    assert pairwise_loss(z2, y, ["a", "a"]).item() == pytest.approx(math.log(2), abs=1e-6)
+    # the right order costs less than the wrong one; the gradient pushes the better path up
+    for loss in (listwise_loss, pairwise_loss):
+        good, bad = torch.tensor([1.0, -1.0]), torch.tensor([-1.0, 1.0])
+        assert loss(good, y, ["a", "a"]) < loss(bad, y, ["a", "a"])
+        g = torch.zeros(2, requires_grad=True)
+        loss(g, y, ["a", "a"]).backward()
+        assert g.grad[0] < 0 < g.grad[1]
+    # invariant to a shift of one group's scores (only within-group differences count); groups are separate
+    groups = ["a", "a", "b", "b"]
+    yy = torch.tensor([0.75, 0.25, 0.2, 0.6])
+    zz = torch.tensor([0.1, 0.4, -0.3, 0.9])
+    shifted = zz + torch.tensor([5.0, 5.0, -2.0, -2.0])
+    for loss in (listwise_loss, pairwise_loss):
+        assert loss(zz, yy, groups).item() == pytest.approx(loss(shifted, yy, groups).item(), abs=1e-5)
+    # batches hold whole (problem, cut) groups
+    recs = [{"problem_id": f"p{i % 5}", "prefix_len": 12 + 4 * (i % 2), "prefix_token_ids": [1]} for i in range(40)]
+    batches = grouped_batches(recs, 8, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(40))
+    owner = {(r["problem_id"], r["prefix_len"]): set() for r in recs}
+    for n, b in enumerate(batches):
+        for i in b:
+            owner[(recs[i]["problem_id"], recs[i]["prefix_len"])].add(n)
+    assert all(len(v) == 1 for v in owner.values())
+    # epoch selection: lowest MSE (official) or highest within-problem AUROC
+    from pathprune.stop.train import _better
+
+    a, b = {"mse": 0.10, "within_auroc": 0.70}, {"mse": 0.12, "within_auroc": 0.75}
+    assert _better(a, b, "mse") and not _better(a, b, "within_auroc") and _better(b, a, "within_auroc")
+    with pytest.raises(PathpruneError, match="loss must be one of"):
+        TrainStopConfig(loss="hinge")
+    with pytest.raises(PathpruneError, match="select must be one of"):
+        TrainStopConfig(select="auroc")

@@ -84,6 +84,12 @@ def train(
     hard_labels: bool = typer.Option(False, "--hard-labels", help="Train on one rollout's outcome (K = 1)."),
     no_adapter: bool = typer.Option(False, "--no-adapter", help="Head on the raw hidden state (no LoRA)."),
     distinct_tokens: bool = typer.Option(False, help="One learned embedding per [STOP] position."),
+    weight_decay: float = typer.Option(0.0, help="STOP: AdamW weight decay."),
+    loss: str = typer.Option("bce", help="STOP: bce (the paper's soft BCE) or our within-problem extension "
+                             "bce+listwise / bce+pairwise (batches of whole (problem, cut) groups)."),
+    rank_weight: float = typer.Option(1.0, help="STOP: weight of the listwise / pairwise term."),
+    select: str = typer.Option("mse", help="STOP: epoch kept, lowest val MSE (mse, official) or highest "
+                               "within-problem AUROC (within_auroc)."),
     judge: bool = typer.Option(False, "--judge", help="Train the Type II-retrain judge instead of STOP: a separate "
                                "model + head re-reading the decoded prefix text (signal judge:OUT)."),
     pooling: str = typer.Option("last", help="--judge: pool the last token's hidden state or the mean (last|mean)."),
@@ -106,16 +112,17 @@ def train(
     m, tok = load_model(model)
     cfg = StopConfig(n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens)
-    tcfg = TrainStopConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed)
+    tcfg = TrainStopConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed,
+                           weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select)
     with progress_bar() as bar:
         task = bar.add_task("training STOP", total=epochs)
         report = train_stop(m, tok, train_recs, val_recs, cfg, tcfg, out,
                             progress=lambda epoch, metrics: bar.update(
                                 task, completed=epoch, description=f"training STOP (val AUROC "
-                                f"{metrics['auroc']:.3f}, within {metrics['within_auroc']:.3f})"))
+                                f"{_f(metrics['auroc'])}, within {_f(metrics['within_auroc'])})"))
     best = report["best"]
     console.print(f"saved {out}: epoch {best['epoch']}, val MSE {best['mse']:.4f}, Brier {best['brier']:.4f}, "
-                  f"AUROC {best['auroc']:.3f} (within-problem {best['within_auroc']:.3f}), ECE {best['ece']:.3f}")
+                  f"AUROC {_f(best['auroc'])} (within-problem {_f(best['within_auroc'])}), ECE {best['ece']:.3f}")
 
 
 def _train_judge(train_recs, val_recs, out, model, labels_model, epochs, lr, batch_size, pooling, hard_labels, seed):
