@@ -13,7 +13,7 @@ DEMO_SIGNALS = "random,jaccard,judge,mean_logprob,conf_lowest,neg_entropy,stop"
 
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Run directory (reused if it holds the same demo)."),
-    per_level: int = typer.Option(15, help="Test problems per family and level."),
+    per_level: int = typer.Option(25, help="Test problems per family and level."),
     levels: str = typer.Option("6,8", help="Testbed difficulty levels (the hard ones, where pruning matters)."),
     n: int = typer.Option(64, help="Paths per problem (N), the paper's 64."),
     keep: str = typer.Option("8,2,4,16,32", help="Kept paths k (first = the table's; the rest for the figures)."),
