@@ -175,3 +175,12 @@ def test_signal_quality_and_paired_gain_by_hand():
     # k=1: "s" keeps path 0 (right), "o" keeps path 0 too -> gain 0; k=2: s keeps {0,2} (1/2), o keeps {0,1} (1)
     assert paired_gain([unit], paths, Setting("s", 10, 2), Setting("o", 10, 2), n_boot=50) == (-0.5, -0.5, -0.5)
     assert paired_gain([unit], paths, Setting("s", 10, 1), Setting("o", 10, 1), n_boot=50)[0] == 0.0
+
+
+def test_hub_dataset_spec_fails_in_one_line_offline(tmp_path, capsys):
+    """`--benchmark hf:NAME[:SPLIT]` loads a hub dataset; without `datasets` or a hub it is one clear line."""
+    assert main(["eval", "--out", str(tmp_path / "hub"), "--benchmark", "hf:openai/gsm8k:test", "--n", "2",
+                 "--keep", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "hf:openai/gsm8k:test" in err and ("datasets` package" in err or "cannot load from the hub" in err)
+    assert err.count("\n") == 1 and not (tmp_path / "hub").exists()

@@ -42,7 +42,7 @@ def print_report(report, cfg) -> None:
 def eval_(
     out: Path = typer.Option(..., help="Run directory (resumed if it exists with the same config)."),
     model: str = typer.Option("testbed", help="Embedded name, HF directory or .gguf file."),
-    benchmark: list[str] = typer.Option(None, help="Benchmark JSON/JSONL file; repeat for several datasets."),
+    benchmark: list[str] = typer.Option(None, help="Benchmark JSON/JSONL file, wordproblems[:LEVELS], or hf:NAME[:SPLIT] (needs `datasets` and a hub); repeat for several."),
     testbed_split: str = typer.Option("test", help="Testbed split when no benchmark is given."),
     levels: str = typer.Option(None, help="Testbed difficulty levels, e.g. 8,10."),
     per_level: int = typer.Option(10, help="Testbed problems per family and level."),

@@ -109,15 +109,37 @@ def record_to_problem(rec: dict[str, Any], index: int, stem: str) -> Problem:
     return Problem(pid, answer, "math", messages=({"role": "user", "content": content},), meta=meta)
 
 
+HUB_PREFIX = "hf:"
+
+
+def hub_records(spec: str) -> tuple[list[dict[str, Any]], str]:
+    """Records of a Hugging Face hub dataset ``hf:NAME[:SPLIT]`` (needs ``datasets`` and a reachable hub)."""
+    name, _, split = spec[len(HUB_PREFIX):].partition(":")
+    try:
+        import datasets
+    except ImportError:
+        raise PathpruneError(f"{spec}: hub datasets need the `datasets` package (pip install datasets)") from None
+    try:
+        data = datasets.load_dataset(name, split=split or "test")
+    except Exception as err:  # offline, unknown name or split: one line, not the hub client's traceback
+        raise PathpruneError(f"{spec}: cannot load from the hub ({' '.join(str(err).split())[:200]})") from None
+    return [dict(r) for r in data], name.rsplit("/", 1)[-1]
+
+
 def load_benchmark(path: str | Path, limit: int | None = None) -> list[Problem]:
-    """Load every record of a benchmark file as a :class:`Problem`.
+    """Load every record of a benchmark file (or a hub dataset ``hf:NAME[:SPLIT]``) as a :class:`Problem`.
 
     Raises :class:`PathpruneError` naming the file and record on malformed input.
     """
-    path = Path(path)
+    if str(path).startswith(HUB_PREFIX):
+        records, stem = hub_records(str(path))
+        path = Path(stem)
+    else:
+        path = Path(path)
+        records = read_records(path)
     out: list[Problem] = []
     seen: set[str] = set()
-    for i, rec in enumerate(read_records(path)[:limit]):
+    for i, rec in enumerate(records[:limit]):
         try:
             problem = record_to_problem(rec, i, path.stem)
         except (ValueError, SyntaxError) as err:
