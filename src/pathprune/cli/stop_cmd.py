@@ -88,6 +88,7 @@ def train(
     loss: str = typer.Option("bce", help="STOP: bce (the paper's soft BCE) or our within-problem extension "
                              "bce+listwise / bce+pairwise (batches of whole (problem, cut) groups)."),
     rank_weight: float = typer.Option(1.0, help="STOP: weight of the listwise / pairwise term."),
+    max_grad_norm: float = typer.Option(None, help="STOP: clip the gradient norm (e.g. 1.0)."),
     select: str = typer.Option("mse", help="STOP: epoch kept, lowest val MSE (mse, official) or highest "
                                "within-problem AUROC (within_auroc)."),
     judge: bool = typer.Option(False, "--judge", help="Train the Type II-retrain judge instead of STOP: a separate "
@@ -113,7 +114,8 @@ def train(
     cfg = StopConfig(n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens)
     tcfg = TrainStopConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed,
-                           weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select)
+                           weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
+                           max_grad_norm=max_grad_norm)
     with progress_bar() as bar:
         task = bar.add_task("training STOP", total=epochs)
         report = train_stop(m, tok, train_recs, val_recs, cfg, tcfg, out,

@@ -50,6 +50,8 @@ class TrainStopConfig:
     """"bce" (the paper's soft BCE), "bce+listwise" or "bce+pairwise" (our within-problem extension)."""
     rank_weight: float = 1.0
     """Weight of the listwise / pairwise term beside the BCE."""
+    max_grad_norm: float | None = None
+    """Clip the gradient norm of the trainable parameters (None: no clipping)."""
     select: str = "mse"
     """Epoch kept: lowest validation MSE ("mse", official) or highest within-problem AUROC ("within_auroc")."""
 
@@ -169,6 +171,8 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
             if ranking is not None:
                 loss = loss + cfg.rank_weight * ranking(logits, y, [keys[i] for i in idx])
             accelerator.backward(loss)
+            if cfg.max_grad_norm:
+                accelerator.clip_grad_norm_(module.trainable_parameters(), cfg.max_grad_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
             total += loss.item() * len(idx)
