@@ -50,6 +50,14 @@ class PathRecord:
     """Final-layer hidden state at the end of the prefix, at the last checkpoint reached."""
 
 
+
+def rows_by_problem(records: list[PathRecord]) -> list[list[int]]:
+    """Row indices grouped by problem (first-seen order), each group in path-index order."""
+    groups: dict[int, list[int]] = {}
+    for row, rec in enumerate(records):
+        groups.setdefault(rec.problem_index, []).append(row)
+    return [sorted(rows, key=lambda r: records[r].path_index) for rows in groups.values()]
+
 class LiveBatch:
     """Unfinished paths in one batch, with their cache. Built by :meth:`launch`."""
 

@@ -30,7 +30,7 @@ from ..tasks.grading import answers_equal
 from ..tasks.answers import extract_answer
 from ..tasks.problem import Problem
 from .accounting import StageTimes, TokenUsage
-from .batch import LiveBatch, PathRecord
+from .batch import LiveBatch, PathRecord, rows_by_problem
 from .sampling import SamplingParams, encode_problem, eos_ids, suppressed_ids
 from .schedule import Schedule, Stage
 
@@ -78,11 +78,8 @@ def tie_key(score: float) -> float:
 
 def keep_rows(records: list[PathRecord], scores: torch.Tensor, stage: Stage) -> list[int]:
     """Rows to keep, chosen within each problem; ties go to the lower path index."""
-    groups: dict[int, list[int]] = {}
-    for row, rec in enumerate(records):
-        groups.setdefault(rec.problem_index, []).append(row)
     kept: list[int] = []
-    for rows in groups.values():
+    for rows in rows_by_problem(records):
         order = sorted(rows, key=lambda r: (-tie_key(scores[r].item()), records[r].path_index))
         if stage.keep is not None:
             kept += order[: stage.keep]
@@ -134,8 +131,8 @@ class Pruner:
         if problems_per_batch < 1:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
         self.problems_per_batch, self.top_logprobs = problems_per_batch, top_logprobs
-        self._eos = torch.tensor(sorted(eos_ids(model, tokenizer)), dtype=torch.long)
-        self._banned = torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long)
+        self.eos = torch.tensor(sorted(eos_ids(model, tokenizer)), dtype=torch.long)
+        self.banned = torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long)
         self._limit = getattr(model.config, "max_position_embeddings", None)
 
     def run(self, problems: list[Problem], progress=None) -> list[ProblemResult]:
@@ -148,7 +145,8 @@ class Pruner:
                 progress(len(chunk))
         return out
 
-    def _prompts(self, problems: list[Problem]) -> list[list[int]]:
+    def encode(self, problems: list[Problem]) -> list[list[int]]:
+        """Prompt token ids, checked against the model's context (subclasses may supply their own)."""
         prompts = [encode_problem(self.tokenizer, p) for p in problems]
         for p, ids in zip(problems, prompts):
             if self._limit and len(ids) + self.sampling.max_new_tokens > self._limit:
@@ -159,7 +157,7 @@ class Pruner:
 
     @torch.no_grad()
     def _run_batch(self, problems: list[Problem]) -> list[ProblemResult]:
-        prompts = self._prompts(problems)
+        prompts = self.encode(problems)
         seed = self.sampling.seed if self.sampling.seed is not None else int(torch.randint(0, 2**62, ()).item())
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         times, memory, check_per_problem, reenc = StageTimes(), {}, Counter(), Counter()
@@ -168,7 +166,7 @@ class Pruner:
         batch = LiveBatch.launch(self.model, prompts, self.sampling.n, pad, seed,
                                  problem_keys=[zlib.crc32(p.id.encode()) for p in problems])
         records = list(batch.records)
-        decode = dict(params=self.sampling, eos=self._eos, banned=self._banned,
+        decode = dict(params=self.sampling, eos=self.eos, banned=self.banned,
                       top_logprobs=self.top_logprobs)
         for s, stage in enumerate(self.schedule.stages):
             batch.decode_until(stage.prefix_tokens, feed_last=True, **decode)

@@ -83,10 +83,10 @@ class SharedLaunch:
     @torch.no_grad()
     def _run_batch(self, problems: list[Problem]) -> list[ProblemLog]:
         base, tok, params = self._base, self.tokenizer, self.sampling
-        prompts = base._prompts(problems)
+        prompts = base.encode(problems)
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        decode = dict(params=params, eos=base._eos, banned=base._banned, top_logprobs=base.top_logprobs)
+        decode = dict(params=params, eos=base.eos, banned=base.banned, top_logprobs=base.top_logprobs)
         # per (problem index, path index): {signal: {L: (score, check tokens, re-encoded tokens)}}
         scored: dict[tuple[int, int], dict[str, dict[str, list]]] = {}
         check_seconds: dict[str, dict[str, float]] = {name: {} for name in self.names}

@@ -61,7 +61,7 @@ class _ServingPruner(Pruner):
         super().__init__(*args, **kwargs)
         self._cancelled = cancelled
 
-    def _prompts(self, problems: list[Problem]) -> list[list[int]]:
+    def encode(self, problems: list[Problem]) -> list[list[int]]:
         return [list(p.meta["prompt_ids"]) for p in problems]  # encoded and checked by ModelRunner.encode
 
     def _check(self, batch, *args, **kwargs) -> None:

@@ -21,7 +21,7 @@ import torch
 from ..errors import PathpruneError
 from .base import CheckView, Signal
 from .registry import register_signal
-from .similarity import greedy_order
+from .similarity import diversity_scores, greedy_order
 
 
 def default_encoder_dir() -> Path:
@@ -90,14 +90,10 @@ class EmbeddingDiversity(Signal):
     def score(self, view: CheckView) -> torch.Tensor:
         emb, tokens = self.encoder(view.batch.device).embed(view.texts())
         view.charge(tokens=tokens, calls=len(view.records))
-        scores = torch.zeros(len(view.records))
-        groups: dict[int, list[int]] = {}
-        for row, rec in enumerate(view.records):
-            groups.setdefault(rec.problem_index, []).append(row)
-        for rows in groups.values():
-            rows = sorted(rows, key=lambda r: view.records[r].path_index)
+
+        def order(rows: list[int]) -> list[int]:
             sim = (emb[rows] @ emb[rows].T).double()
-            sim = [[round(x, 5) for x in line] for line in sim.tolist()]  # float noise must not order paths
-            for rank, i in enumerate(greedy_order(sim)):
-                scores[rows[i]] = -rank
-        return scores
+            # rounded to 5 decimals: float noise from the batch layout must not order paths
+            return greedy_order([[round(x, 5) for x in line] for line in sim.tolist()])
+
+        return diversity_scores(view.records, order)

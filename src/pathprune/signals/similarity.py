@@ -11,8 +11,11 @@ exactly the greedy selection of k diverse paths, for every k.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
+from ..engine.batch import rows_by_problem
 from ..errors import PathpruneError
 from .base import CheckView, Signal
 from .registry import register_signal
@@ -46,6 +49,17 @@ def greedy_order(sim: list[list[float]]) -> list[int]:
     return order
 
 
+
+def diversity_scores(records, order: Callable[[list[int]], list[int]]) -> torch.Tensor:
+    """Scores from a greedy diversity order per problem: ``order(rows)`` ranks one problem's rows
+    (path-index order); the first picked scores 0, the next -1, ... so top-k is the greedy choice."""
+    scores = torch.zeros(len(records))
+    for rows in rows_by_problem(records):
+        for rank, i in enumerate(order(rows)):
+            scores[rows[i]] = -rank
+    return scores
+
+
 @register_signal("jaccard")
 class JaccardDiversity(Signal):
     """SlimSC-style diversity: n-gram Jaccard similarity, redundant paths pruned first (`jaccard[:N]`, N=3)."""
@@ -62,12 +76,5 @@ class JaccardDiversity(Signal):
             raise PathpruneError(f"jaccard n-gram size must be >= 1, got {self.n}")
 
     def score(self, view: CheckView) -> torch.Tensor:
-        scores = torch.zeros(len(view.records))
-        groups: dict[int, list[int]] = {}
-        for row, rec in enumerate(view.records):
-            groups.setdefault(rec.problem_index, []).append(row)
-        for rows in groups.values():
-            rows = sorted(rows, key=lambda r: view.records[r].path_index)
-            for rank, i in enumerate(diversity_order([view.records[r].tokens for r in rows], self.n)):
-                scores[rows[i]] = -rank
-        return scores
+        return diversity_scores(view.records, lambda rows: diversity_order([view.records[r].tokens for r in rows],
+                                                                           self.n))
