@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,7 +213,3 @@ def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
     (run_dir / "report.html.tmp").replace(run_dir / "report.html")
     files = [run_dir / "summary.json", run_dir / "report.md", run_dir / "report.html", *images]
     return Report(rows, by_dataset, markdown, files)
-
-
-def load_summary(run_dir: str | Path) -> dict:
-    return json.loads((Path(run_dir) / "summary.json").read_text())

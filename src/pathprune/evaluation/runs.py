@@ -82,12 +82,14 @@ class EvalWorker:
 
         self.model, self.tok = load_model(model_name)
         self.cfg = cfg
+        self._launches: dict[int, SharedLaunch] = {}  # per seed: signals (judges, encoders) load once
 
     def __call__(self, payload: tuple[Problem, int, str]) -> tuple[dict, list[dict]]:
         problem, seed, dataset = payload
-        launch = SharedLaunch(self.model, self.tok, self.cfg.signals, self.cfg.prefixes, self.cfg.sampling_for(seed),
-                              problems_per_batch=1)
-        return _rows(problem, seed, dataset, next(iter(launch.run([problem]))))
+        if seed not in self._launches:
+            self._launches[seed] = SharedLaunch(self.model, self.tok, self.cfg.signals, self.cfg.prefixes,
+                                                self.cfg.sampling_for(seed), problems_per_batch=1)
+        return _rows(problem, seed, dataset, next(iter(self._launches[seed].run([problem]))))
 
 
 def run_eval(model, tokenizer, problems: list[Problem], cfg: EvalConfig, out: str | Path,
