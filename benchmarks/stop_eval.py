@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--loss", default="bce", help="bce (paper) | bce+listwise | bce+pairwise (our extension)")
     ap.add_argument("--rank-weight", type=float, default=1.0)
     ap.add_argument("--select", default="mse", help="mse (official) | within_auroc")
+    ap.add_argument("--max-grad-norm", type=float, default=None, help="clip the gradient norm (e.g. 1.0)")
     ap.add_argument("--sweep", default="1,2,4,6,8")
     ap.add_argument("--variants", default=None, help="comma-separated subset of variant names to train, then stop")
     ap.add_argument("--reuse", action="store_true", help="load checkpoints in --work trained with the same settings")
@@ -141,7 +142,7 @@ def main():
             scores[name] = s
             rows[name] = label_metrics(s, val)
     main_t = TrainStopConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
-                             rank_weight=args.rank_weight, select=args.select)
+                             rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm)
     variants = [("stop", StopConfig(), main_t)]
     if args.loss != "bce":
         variants.append(("stop --loss bce", StopConfig(), replace(main_t, loss="bce")))

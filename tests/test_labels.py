@@ -79,6 +79,8 @@ def test_training_saves_the_best_epoch(tmp_path):
     report = train_stop(model, tok, train, val, StopConfig(n_stop=2, rank=4), TrainStopConfig(epochs=2, batch_size=8),
                         tmp_path / "stop")
     assert len(report["history"]) == 2 and report["best"]["mse"] == min(h["mse"] for h in report["history"])
+    saved = json.loads((tmp_path / "stop" / "stop_config.json").read_text())
+    assert saved["history"] == report["history"] and saved["metrics"] == report["best"]
     fresh, _ = load_model("testbed")
     loaded = load_stop(fresh, tmp_path / "stop")
     probs = loaded.score_ids([r["prefix_token_ids"] for r in val], tok.pad_token_id).tolist()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -186,6 +187,13 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
                 save_stop(module, out, {"metrics": metrics, "train": asdict(cfg), "train_records": len(train)})
         if progress:
             progress(epoch, metrics)
+    if accelerator.is_main_process:  # every epoch's validation beside the kept one, for the record
+        import json
+
+        from ..io.runlog import write_json_atomic
+
+        cfg_file = Path(out) / "stop_config.json"
+        write_json_atomic(cfg_file, {**json.loads(cfg_file.read_text()), "history": history})
     return {"history": history, "best": best}
 
 
