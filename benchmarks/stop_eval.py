@@ -2,11 +2,17 @@
 
     pathprune label --out runs/labels-train --testbed-split train --per-level 40
     pathprune label --out runs/labels-val --testbed-split validation --per-level 15
-    python benchmarks/stop_eval.py --train runs/labels-train --val runs/labels-val \\
+    pathprune label --out runs/labels-test --testbed-split test --per-level 15
+    python benchmarks/stop_eval.py --train runs/labels-train --val runs/labels-val --test runs/labels-test \\
         --out docs/stop-eval.json --ship src/pathprune/stop/checkpoints/testbed \\
+        --ship-lp src/pathprune/stop/checkpoints/testbed-lp \\
         --lr 2e-3 --weight-decay 0.01 --epochs 8 --loss bce+listwise --select within_auroc
 
-Variants: the main STOP, the paper's loss alone (when ``--loss`` adds our
+The validation labels select each variant's epoch; the table reports the
+``--test`` labels (test-split problems that neither training nor selection saw).
+
+Variants: the main STOP, ``stop_lp`` (our extension: the head also reads the
+prefix's mean log-probability) with its own soft/hard and adapter ablations, the paper's loss alone (when ``--loss`` adds our
 within-problem term), ``--hard-labels``, ``--no-adapter`` and the n_stop sweep
 (``--sweep-epochs`` each). ``--variants`` trains a subset (so that several
 processes can share the work) and ``--reuse`` loads a variant's checkpoint from
@@ -41,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from pathprune.evaluation.metrics import within_problem_auroc  # noqa: E402
 from pathprune.models import load_model  # noqa: E402
 from pathprune.stop import StopConfig, load_stop  # noqa: E402
-from pathprune.stop.evaluate import baseline_scores  # noqa: E402
+from pathprune.stop.evaluate import baseline_scores, prefix_logprobs  # noqa: E402
 from pathprune.stop.labels import read_labels  # noqa: E402
 from pathprune.stop.train import TrainStopConfig, label_metrics, train_stop  # noqa: E402
 
@@ -107,17 +113,22 @@ def matches(ckpt: Path, cfg: StopConfig, tcfg: TrainStopConfig) -> bool:
         return False
     raw = json.loads(f.read_text())
     saved = {**asdict(TrainStopConfig()), **raw.get("train", {})}
-    same_model = all(raw.get(k) == getattr(cfg, k) for k in ("n_stop", "use_adapter", "rank", "distinct_tokens"))
+    same_model = all(raw.get(k, getattr(StopConfig(), k)) == getattr(cfg, k)
+                     for k in ("n_stop", "use_adapter", "rank", "distinct_tokens", "head_features"))
     return same_model and saved == asdict(tcfg)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", default="runs/labels-train")
-    ap.add_argument("--val", default="runs/labels-val")
+    ap.add_argument("--val", default="runs/labels-val", help="labels that select the epoch")
+    ap.add_argument("--test", default=None, help="labels the table reports (default: --val); problems of "
+                    "another split, untouched by training and selection")
+    ap.add_argument("--test-split", default="test", help="testbed split of --test (for the error kinds)")
     ap.add_argument("--out", default="docs/stop-eval.json")
     ap.add_argument("--work", default="runs/stop-eval")
     ap.add_argument("--ship", default=None, help="copy the main variant's checkpoint here")
+    ap.add_argument("--ship-lp", default=None, help="copy the stop_lp variant's checkpoint here")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--sweep-epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-2)
@@ -133,17 +144,22 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train, val = read_labels(args.train), read_labels(args.val)
+    report = read_labels(args.test) if args.test else val  # what the table reports
     model, tok = load_model("testbed")
     rows, scores = {}, {}
-    print(f"{len(train)} training prefixes, {len(val)} held-out prefixes "
-          f"({len({r['problem_id'] for r in val})} problems)")
+    print(f"{len(train)} training prefixes, {len(val)} selection prefixes, reporting on {len(report)} prefixes "
+          f"({len({r['problem_id'] for r in report})} problems, {'--test' if args.test else '--val'})")
+    report_lp = prefix_logprobs(model, tok, report)
     if args.variants is None:
-        for name, s in baseline_scores(model, tok, val).items():
+        for name, s in baseline_scores(model, tok, report).items():
             scores[name] = s
-            rows[name] = label_metrics(s, val)
+            rows[name] = label_metrics(s, report)
     main_t = TrainStopConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
                              rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm)
-    variants = [("stop", StopConfig(), main_t)]
+    lp = ["mean_logprob"]
+    variants = [("stop", StopConfig(), main_t), ("stop_lp", StopConfig(head_features=lp), main_t),
+                ("stop_lp --hard-labels", StopConfig(head_features=lp), replace(main_t, hard_labels=True)),
+                ("stop_lp --no-adapter", StopConfig(head_features=lp, use_adapter=False), main_t)]
     if args.loss != "bce":
         variants.append(("stop --loss bce", StopConfig(), replace(main_t, loss="bce")))
     variants += [("stop --hard-labels", StopConfig(), replace(main_t, hard_labels=True)),
@@ -164,31 +180,34 @@ def main():
             best_epoch, seconds = meta["metrics"]["epoch"], meta["metrics"].get("seconds")
         else:
             fresh, _ = load_model("testbed")  # each variant attaches its own adapter to a fresh base model
-            report = train_stop(fresh, tok, train, val, cfg, tcfg, out)
-            (out / "history.json").write_text(json.dumps(report["history"], indent=1))
-            best_epoch, seconds = report["best"]["epoch"], round(time.perf_counter() - t0, 1)
+            trained = train_stop(fresh, tok, train, val, cfg, tcfg, out)
+            (out / "history.json").write_text(json.dumps(trained["history"], indent=1))
+            best_epoch, seconds = trained["best"]["epoch"], round(time.perf_counter() - t0, 1)
         module = load_stop(load_model("testbed")[0], out)
-        s = module.score_ids([r["prefix_token_ids"] for r in val], tok.pad_token_id).tolist()
+        s = module.score_ids([r["prefix_token_ids"] for r in report], tok.pad_token_id,
+                             logprobs=report_lp if cfg.head_features else None).tolist()
         scores[name] = s
-        rows[name] = {**label_metrics(s, val), "best_epoch": best_epoch, "epochs": tcfg.epochs,
+        rows[name] = {**label_metrics(s, report), "best_epoch": best_epoch, "epochs": tcfg.epochs,
                       "train_seconds": seconds}
         print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[name].items()}, flush=True)
-        if name == "stop" and args.ship:
-            shutil.rmtree(args.ship, ignore_errors=True)
-            shutil.copytree(out, args.ship, ignore=shutil.ignore_patterns("history.json"))
+        ship = {"stop": args.ship, "stop_lp": args.ship_lp}.get(name)
+        if ship:
+            shutil.rmtree(ship, ignore_errors=True)
+            shutil.copytree(out, ship, ignore=shutil.ignore_patterns("history.json"))
     if args.variants is not None:
         return
-    gains = {b: bootstrap_gain(scores["stop"], scores[b], val) for b in ("mean_logprob", "neg_entropy",
-                                                                         "conf_mean", "conf_lowest")}
+    gains = {f"{a} - {b}": bootstrap_gain(scores[a], scores[b], report) for a in ("stop", "stop_lp")
+             for b in ("mean_logprob", "neg_entropy", "conf_mean", "conf_lowest")}
+    gains["stop_lp - stop"] = bootstrap_gain(scores["stop_lp"], scores["stop"], report)
     print(f"\n{'signal':<24} {'AUROC':>7} {'within':>7} {'MSE':>7} {'Brier':>7} {'ECE':>6}")
     for name, r in rows.items():
         print(f"{name:<24} {r['auroc']:>7.3f} {r['within_auroc']:>7.3f} {r['mse']:>7.4f} {r['brier']:>7.4f} "
               f"{r['ece']:>6.3f}")
-    for b, (lo, hi) in gains.items():
-        print(f"within-problem AUROC gain of stop over {b}: 95% CI [{lo:+.3f}, {hi:+.3f}]")
-    kinds = error_kinds(val, tok)
+    for pair, (lo, hi) in gains.items():
+        print(f"within-problem AUROC gain {pair}: 95% CI [{lo:+.3f}, {hi:+.3f}]")
+    kinds = error_kinds(report, tok, *((args.test_split,) if args.test else ()))
     counts = {k: kinds.count(k) for k in ("clean", *KINDS, None)}
-    per_kind = {name: {k: kind_auroc(s, val, kinds, k) for k in KINDS} for name, s in scores.items()}
+    per_kind = {name: {k: kind_auroc(s, report, kinds, k) for k in KINDS} for name, s in scores.items()}
     print(f"\nprefixes by error kind: {counts}; within-problem AUROC, clean vs each kind:")
     print(f"{'signal':<24} " + " ".join(f"{k:>9}" for k in KINDS))
     for name, r in per_kind.items():
@@ -196,8 +215,10 @@ def main():
     settings = {k: getattr(args, k) for k in ("epochs", "sweep_epochs", "lr", "weight_decay", "loss", "rank_weight",
                                               "select", "sweep")}
     Path(args.out).write_text(json.dumps({"settings": settings, "train_prefixes": len(train),
-                                          "val_prefixes": len(val),
-                                          "val_problems": len({r["problem_id"] for r in val}),
+                                          "selection_prefixes": len(val),
+                                          "reported_on": args.test or args.val,
+                                          "report_prefixes": len(report),
+                                          "report_problems": len({r["problem_id"] for r in report}),
                                           "metrics": rows, "gain_ci": gains,
                                           "error_kinds": {"counts": {str(k): v for k, v in counts.items()},
                                                           "within_auroc_clean_vs_kind": per_kind}}, indent=2))

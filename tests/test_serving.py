@@ -400,3 +400,13 @@ def test_serve_command_rejects_bad_options():
 def test_server_config_is_validated():
     with pytest.raises(PathpruneError, match="max_queue must be >= 1"):
         ServerConfig(max_queue=0)
+
+
+def test_classify_refuses_a_checkpoint_whose_head_reads_logprobs():
+    """/classify gets bare token ids: a head with features (stop_lp) cannot be served there, one clear line."""
+    from pathprune.errors import PathpruneError
+    from pathprune.signals.stop_signal import TESTBED_STOP_LP
+
+    lp_runner = ModelRunner(ServerConfig(model="testbed", stop=str(TESTBED_STOP_LP)))
+    with pytest.raises(PathpruneError, match=r"reads the prefix's log-probabilities \(mean_logprob\)"):
+        lp_runner.prepare_classify([[1, 24, 7, 4, 4, 4, 4]], 4, None)

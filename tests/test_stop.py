@@ -131,14 +131,88 @@ def test_shipped_testbed_checkpoint_loads_and_scores():
     assert scores.shape == (len(batch),) and ((scores > 0) & (scores < 1)).all() and scores.std() > 0
 
 
-def test_a_second_adapter_on_the_same_model_is_refused(tmp_path):
+def test_two_checkpoints_share_one_model_each_with_its_own_adapter(tmp_path):
+    from pathprune.signals import get_signal
+
+    for name, seed in (("a", 1), ("b", 2)):
+        model, _ = _fresh()
+        save_stop(_randomise(StopModule(model, StopConfig(n_stop=2, rank=4)), seed), tmp_path / name)
+    alone = {}
+    for name in "ab":
+        model, tok = _fresh()
+        _, batch = _paused(model, tok)
+        alone[name] = load_stop(model, tmp_path / name).score_cached(batch)
+    assert not torch.allclose(alone["a"], alone["b"])
+    model, tok = _fresh()
+    ids = torch.tensor([tok("C 3 + 4 * 7 = S0 3 + 4 = 7 ;").input_ids])
+    before = model(ids).logits
+    _, batch = _paused(model, tok)
+    a, b = (get_signal(f"stop:{tmp_path / n}").module_for(model) for n in "ab")
+    assert get_signal(f"stop:{tmp_path / 'a'}").module_for(model) is a  # loaded once, shared
+    assert (a.adapter_name, b.adapter_name) == ("default", "stop1")
+    for _ in range(2):  # alternating: each activates only its own adapter
+        torch.testing.assert_close(a.score_cached(batch), alone["a"], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(b.score_cached(batch), alone["b"], atol=1e-6, rtol=1e-5)
+    assert torch.equal(model(ids).logits, before)
+    save_stop(b, tmp_path / "b2")  # a named adapter is saved in the standard layout
+    assert (tmp_path / "b2" / "adapter" / "adapter_config.json").is_file()
+    model, tok = _fresh()
+    _, batch = _paused(model, tok)
+    torch.testing.assert_close(load_stop(model, tmp_path / "b2").score_cached(batch), alone["b"], atol=1e-6, rtol=1e-5)
+
+
+def test_head_features_read_the_prefix_logprobs_exactly(tmp_path):
+    """Our extension: logit = head(h) + w . standardised(mean, min log-prob of the generated tokens)."""
+    from pathprune.engine.sampling import suppressed_ids
+    from pathprune.stop.evaluate import prefix_logprobs
+
+    model, tok = _fresh()
+    cfg = StopConfig(n_stop=2, rank=4, head_features=["mean_logprob", "min_logprob"],
+                     feature_mean=[-0.4, -2.0], feature_std=[0.3, 1.5])
+    module = _randomise(StopModule(model, cfg))
+    with torch.no_grad():
+        module.feature_head.weight.copy_(torch.tensor([[0.8, -0.5]]))
+    problems = generate("chain", 8, 2, "test") + generate("list", 6, 2, "test")
+    prompts = [tok(p.prompt).input_ids for p in problems]
+    batch = LiveBatch.launch(model, prompts, 3, tok.pad_token_id)
+    batch.decode_until(14, SamplingParams(seed=3), eos=torch.tensor([tok.eos_token_id]),
+                       banned=torch.tensor(suppressed_ids(model, tok), dtype=torch.long))
+    cached = module.logits_cached(batch).detach()
+    by_hand = []
+    for r in batch.records:
+        mean, low = sum(r.logprobs) / len(r.logprobs), min(r.logprobs)
+        by_hand.append(0.8 * (mean + 0.4) / 0.3 - 0.5 * (low + 2.0) / 1.5)
+    with torch.no_grad():
+        module.feature_head.weight.zero_()
+        no_features = module.logits_cached(batch)
+        module.feature_head.weight.copy_(torch.tensor([[0.8, -0.5]]))
+    torch.testing.assert_close(cached - no_features, torch.tensor(by_hand), atol=1e-5, rtol=1e-5)
+    assert torch.tensor(by_hand).std() > 0
+    # offline: the re-encoded prefix gives the same log-probabilities, hence the same scores
+    records = [{"prefix_token_ids": prompts[r.problem_index] + r.tokens, "prompt_len": len(prompts[r.problem_index])}
+               for r in batch.records]
+    ids = [r["prefix_token_ids"] for r in records]
+    offline = module.score_ids(ids, tok.pad_token_id, logprobs=prefix_logprobs(model, tok, records))
+    torch.testing.assert_close(offline, torch.sigmoid(cached), atol=1e-5, rtol=1e-5)
+    with pytest.raises(PathpruneError, match="reads mean_logprob, min_logprob of the generated tokens"):
+        module.score_ids(ids, tok.pad_token_id)
+    save_stop(module, tmp_path / "lp")
+    model2, _ = _fresh()
+    loaded = load_stop(model2, tmp_path / "lp")
+    assert loaded.config.feature_std == [0.3, 1.5]
+    torch.testing.assert_close(loaded.score_ids(ids, tok.pad_token_id, logprobs=prefix_logprobs(model2, tok, records)),
+                               torch.sigmoid(cached), atol=1e-6, rtol=1e-5)
+    with pytest.raises(PathpruneError, match="head_features must be distinct names from mean_logprob, min_logprob"):
+        StopConfig(head_features=["entropy"])
+
+
+def test_shipped_stop_lp_checkpoint_reads_mean_logprob():
     from pathprune.signals import get_signal
 
     model, tok = _fresh()
-    save_stop(_randomise(StopModule(model, StopConfig(n_stop=2, rank=4))), tmp_path / "other")
-    model, tok = _fresh()
-    _, batch = _paused(model, tok)
-    first = get_signal("stop").module_for(model)
-    assert get_signal("stop").module_for(model) is first  # loaded once, shared
-    with pytest.raises(PathpruneError, match="already carries the STOP adapter"):
-        get_signal(f"stop:{tmp_path / 'other'}").module_for(model)
+    module = get_signal("stop_lp").module_for(model)
+    assert module.config.head_features == ["mean_logprob"] and module.feature_head.weight.item() > 0
+    problems = generate("chain", 9, 2, "test")
+    params = SamplingParams(n=6, temperature=1.0, max_new_tokens=160, seed=2)
+    result = Pruner(model, tok, "stop_lp", "16:2", params).run(problems)
+    assert all(sum(p.kept for p in r.paths) == 2 and r.usage.check == 6 * 4 for r in result)

@@ -8,7 +8,7 @@ import typer
 
 from .console import console
 
-DEMO_SIGNALS = "random,jaccard,judge,mean_logprob,conf_lowest,neg_entropy,stop"
+DEMO_SIGNALS = "random,jaccard,judge,mean_logprob,conf_lowest,neg_entropy,stop,stop_lp"
 
 
 def demo(
@@ -36,4 +36,5 @@ def demo(
           workers=0, ray_address="local", worker_cpus=1.0, worker_gpus=0.0)
     console.print("avg@k|N = mean accuracy of the kept paths; cons@k = their majority vote; Δ = tokens saved "
                   "against finishing all N. Type I = SlimSC-style diversity, III = DeepConf-style confidence, "
-                  "IV = STOP. Figures and the HTML report are in the run directory.")
+                  "IV = STOP (stop_lp: its head also reads the mean log-prob, our extension). "
+                  "Figures and the HTML report are in the run directory.")

@@ -84,6 +84,8 @@ def train(
     hard_labels: bool = typer.Option(False, "--hard-labels", help="Train on one rollout's outcome (K = 1)."),
     no_adapter: bool = typer.Option(False, "--no-adapter", help="Head on the raw hidden state (no LoRA)."),
     distinct_tokens: bool = typer.Option(False, help="One learned embedding per [STOP] position."),
+    head_features: str = typer.Option("", help="STOP, our extension: comma-separated prefix features the head "
+                                      "also reads (mean_logprob, min_logprob); the signal stop_lp uses mean_logprob."),
     weight_decay: float = typer.Option(0.0, help="STOP: AdamW weight decay."),
     loss: str = typer.Option("bce", help="STOP: bce (the paper's soft BCE) or our within-problem extension "
                              "bce+listwise / bce+pairwise (batches of whole (problem, cut) groups)."),
@@ -112,7 +114,8 @@ def train(
     epochs, lr = epochs or 10, lr or 1e-2
     m, tok = load_model(model)
     cfg = StopConfig(n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
-                     distinct_tokens=distinct_tokens)
+                     distinct_tokens=distinct_tokens,
+                     head_features=[f.strip() for f in head_features.split(",") if f.strip()])
     tcfg = TrainStopConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed,
                            weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
                            max_grad_norm=max_grad_norm)

@@ -163,7 +163,7 @@ def _html(markdown_tables: list[tuple[str, str]], images: list[Path], title: str
 
 
 def comparison_tables(cfg: EvalConfig, units: list[dict], paths: dict, n_boot: int) -> list[tuple[str, str]]:
-    """Signal quality against the Monte-Carlo label (when an oracle ran) and STOP's paired gains."""
+    """Signal quality against the Monte-Carlo label (when an oracle ran) and the STOP signals' paired gains."""
     out = []
     L, k = cfg.prefixes[0], cfg.keeps[0]
     oracle = next((s for s in cfg.signals if s.split(":")[0] == "oracle"), None)
@@ -174,8 +174,7 @@ def comparison_tables(cfg: EvalConfig, units: list[dict], paths: dict, n_boot: i
                     _md_table(["signal", "type", "prefixes", "AUROC", "within-problem AUROC"],
                               [[r["signal"], signal_type(r["signal"]), str(r["prefixes"]), fmt(r["auroc"]),
                                 fmt(r["within_auroc"])] for r in rows])))
-    stop = next((s for s in cfg.signals if s.split(":")[0] == "stop"), None)
-    if stop:
+    for stop in [s for s in cfg.signals if s.split(":")[0] in ("stop", "stop_lp")]:  # the learned internal ones
         rows = []
         for other in [s for s in cfg.signals if s not in (stop, oracle)]:
             mean, lo, hi = paired_gain(units, paths, Setting(stop, L, k), Setting(other, L, k), n_boot=n_boot)

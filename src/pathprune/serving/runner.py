@@ -196,6 +196,10 @@ class ModelRunner:
         """Check /classify inputs and strip their [STOP] tails (pure Python: safe on any thread)."""
         if self.stop_module is None:
             raise PathpruneError("this server has no STOP checkpoint (start it with --stop DIR)")
+        if self.stop_module.feature_head is not None:  # the official request has no prompt / prefix boundary
+            raise PathpruneError("this server's STOP checkpoint reads the prefix's log-probabilities "
+                                 f"({', '.join(self.stop_module.config.head_features)}), which /classify token ids "
+                                 "cannot give; serve a checkpoint without head_features for /classify")
         n = self.n_stop
         if tail is not None and tail != n:
             raise PathpruneError(f"assess_tail_len is {tail} but the STOP checkpoint uses {n} [STOP] tokens")

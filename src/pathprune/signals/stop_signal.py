@@ -4,6 +4,9 @@
 ``--signal stop:PATH`` any STOP checkpoint directory. The module is attached to
 the engine's model on first use (its adapter stays off outside the check), and
 scores every paused path by appending the [STOP] tokens to the live cache.
+``--signal stop_lp`` is our extension shipped for the testbed: the same STOP
+whose head also reads the prefix's mean log-probability (``head_features``),
+which the engine already holds, so it costs the same check tokens as ``stop``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from .base import CheckView, Signal
 from .registry import register_signal
 
 TESTBED_STOP = Path(__file__).resolve().parent.parent / "stop" / "checkpoints" / "testbed"
+TESTBED_STOP_LP = TESTBED_STOP.with_name("testbed-lp")
 
 
 @register_signal("stop")
@@ -30,20 +34,25 @@ class StopSignal(Signal):
 
     def module_for(self, model):
         """The checkpoint attached to ``model``, loaded once per model and shared by every signal
-        object. Checkpoints without an adapter can share a model freely; a second critique adapter
-        would stack LoRA layers on the same weights, so it needs its own copy of the model."""
-        from ..errors import PathpruneError
-        from ..stop.checkpoint import load_stop, read_config
+        object (several checkpoints share a model: each activates only its own named adapter)."""
+        from ..stop.checkpoint import load_stop
 
         attached = model.__dict__.setdefault("_pathprune_stop", {})
         key = str(self.path.resolve())
         if key not in attached:
-            with_adapter = [k for k, m in attached.items() if m.peft is not None]
-            if with_adapter and read_config(self.path)[0].use_adapter:
-                raise PathpruneError(f"this model already carries the STOP adapter of {with_adapter[0]}; "
-                                     f"load the model again to score with {self.path}")
             attached[key] = load_stop(model, self.path)
         return attached[key]
 
     def score(self, view: CheckView) -> torch.Tensor:
         return self.module_for(view.batch.model).score_cached(view.batch)
+
+
+@register_signal("stop_lp")
+class StopLogprobSignal(StopSignal):
+    """STOP whose head also reads the prefix's mean log-probability (our extension; testbed checkpoint)."""
+
+    name = "stop_lp"
+    needs = frozenset({"cache", "logprobs"})
+
+    def __init__(self, arg: str | None = None) -> None:
+        self.path = Path(arg) if arg else TESTBED_STOP_LP

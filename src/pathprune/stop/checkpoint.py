@@ -3,7 +3,7 @@
 A checkpoint is a directory::
 
     stop_config.json        StopConfig (incl. the base model's fingerprint), format version
-    stop_head.safetensors   head weight/bias and the [STOP] embedding(s)
+    stop_head.safetensors   head weight/bias, the [STOP] embedding(s), feature_head.weight (with head_features)
     adapter/                a standard PEFT adapter (adapter_config.json + adapter_model.safetensors)
 
 Loading onto a base model whose fingerprint differs is refused with a one-line
@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import PathpruneError
 from .config import StopConfig, fingerprint
-from .module import StopModule
+from .module import StopModule, attach_adapter
 
 FORMAT_VERSION = 1
 
@@ -44,9 +44,12 @@ def _atomic_dir(out: str | Path, fill) -> Path:
     return out
 
 
-def _write_head(directory: Path, weight, bias, embeddings, config: StopConfig, extra: dict) -> None:
-    save_file({"head.weight": weight.detach().float().contiguous(), "head.bias": bias.detach().float().contiguous(),
-               "stop_embeddings": embeddings.detach().float().contiguous()}, directory / "stop_head.safetensors")
+def _write_head(directory: Path, weight, bias, embeddings, config: StopConfig, extra: dict,
+                feature_weight=None) -> None:
+    tensors = {"head.weight": weight, "head.bias": bias, "stop_embeddings": embeddings}
+    if feature_weight is not None:
+        tensors["feature_head.weight"] = feature_weight
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, directory / "stop_head.safetensors")
     meta = {"format_version": FORMAT_VERSION, **config.to_dict(), **extra}
     (directory / "stop_config.json").write_text(json.dumps(meta, indent=2))
 
@@ -56,8 +59,14 @@ def save_stop(module: StopModule, path: str | Path, extra: dict | None = None) -
 
     def fill(tmp: Path) -> None:
         if module.peft is not None:
-            module.peft.save_pretrained(tmp / "adapter")
-        _write_head(tmp, module.head.weight, module.head.bias, module.stop_embeddings, module.config, extra or {})
+            module.peft.save_pretrained(tmp / "adapter", selected_adapters=[module.adapter_name])
+            named = tmp / "adapter" / module.adapter_name  # PEFT puts a non-default adapter in a sub-folder
+            if module.adapter_name != "default" and named.is_dir():
+                for f in named.iterdir():
+                    os.replace(f, tmp / "adapter" / f.name)
+                named.rmdir()
+        _write_head(tmp, module.head.weight, module.head.bias, module.stop_embeddings, module.config, extra or {},
+                    None if module.feature_head is None else module.feature_head.weight)
 
     return _atomic_dir(path, fill)
 
@@ -88,9 +97,7 @@ def load_stop(model, path: str | Path) -> StopModule:
     cfg.use_adapter = False
     module = StopModule(model, cfg)
     if use_adapter:
-        from peft import PeftModel
-
-        module.peft = PeftModel.from_pretrained(model, str(path / "adapter"))
+        module.peft, module.adapter_name = attach_adapter(model, path=path / "adapter")
         module.disable_adapter()
         cfg.use_adapter = True
     tensors = load_file(path / "stop_head.safetensors")
@@ -101,6 +108,11 @@ def load_stop(model, path: str | Path) -> StopModule:
         module.stop_embeddings.copy_(tensors["stop_embeddings"])
         module.head.weight.copy_(tensors["head.weight"])
         module.head.bias.copy_(tensors["head.bias"])
+        if module.feature_head is not None:
+            if "feature_head.weight" not in tensors:
+                raise PathpruneError(f"{path}: stop_head.safetensors has no feature_head.weight "
+                                     f"although head_features is {cfg.head_features}")
+            module.feature_head.weight.copy_(tensors["feature_head.weight"])
     return module.eval()
 
 

@@ -6,6 +6,11 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 
 
+HEAD_FEATURES = ("mean_logprob", "min_logprob")
+"""Prefix features the head may read (our extension): the mean and the lowest log-probability of the
+generated tokens, at temperature 1 with the engine's suppressed tokens removed (as Launch records them)."""
+
+
 @dataclass
 class StopConfig:
     """What defines a STOP module (saved in ``stop_config.json``)."""
@@ -22,6 +27,15 @@ class StopConfig:
     """LoRA alpha (paper: 2 x rank)."""
     target_modules: str | list[str] = "all-linear"
     """Adapter targets; all linear layers by default (paper), the LM head excluded."""
+    head_features: list[str] = field(default_factory=list)
+    """Our extension (not in the paper): token-confidence features of the prefix that the head reads
+    beside the last [STOP] hidden state, from :data:`HEAD_FEATURES` (e.g. ``["mean_logprob"]``).
+    The [STOP] tokens attend to keys and values, never to the base model's output distribution,
+    so they cannot see how probable each written token was; these features give the head that."""
+    feature_mean: list[float] = field(default_factory=list)
+    """Per-feature mean over the training prefixes (the head reads standardised features)."""
+    feature_std: list[float] = field(default_factory=list)
+    """Per-feature standard deviation over the training prefixes."""
     base_fingerprint: dict = field(default_factory=dict)
     """Filled when attached: architecture, vocabulary, shape and a hash of a few weights."""
 
@@ -32,6 +46,10 @@ class StopConfig:
             raise PathpruneError(f"n_stop must be >= 1, got {self.n_stop}", parameter="n_stop", value=self.n_stop)
         if self.rank < 1:
             raise PathpruneError(f"rank must be >= 1, got {self.rank}", parameter="rank", value=self.rank)
+        unknown = [f for f in self.head_features if f not in HEAD_FEATURES]
+        if unknown or len(set(self.head_features)) != len(self.head_features):
+            raise PathpruneError(f"head_features must be distinct names from {', '.join(HEAD_FEATURES)}, "
+                                 f"got {self.head_features}", parameter="head_features", value=self.head_features)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,7 +60,8 @@ def fingerprint(model) -> dict:
     cfg = model.config
     h = hashlib.sha256()
     emb = model.get_input_embeddings().weight
-    for t in (emb[:8], emb[-8:], next(reversed(list(model.parameters())))):
+    last = [p for n, p in model.named_parameters() if "lora_" not in n][-1]  # a carried adapter changes nothing
+    for t in (emb[:8], emb[-8:], last):
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes()[:65536])
     return {
         "architecture": type(model).__name__,

@@ -12,11 +12,10 @@ from ..engine.sampling import left_pad, suppressed_ids
 from ..signals.confidence import group_confidence, token_confidence
 
 
-@torch.no_grad()
-def baseline_scores(model, tokenizer, records: list[dict], batch_size: int = 64, window: int = 16) -> dict:
-    """{signal name: scores} for mean_logprob, neg_entropy, conf_mean, conf_lowest on the records' prefixes."""
+def _generated_distributions(model, tokenizer, records: list[dict], batch_size: int):
+    """Yield (record, (T, V) log-distributions, (T,) chosen log-probs) over each record's generated tokens,
+    at temperature 1 with the engine's suppressed tokens removed (what Launch records)."""
     banned = suppressed_ids(model, tokenizer)
-    out = {"mean_logprob": [], "neg_entropy": [], "conf_mean": [], "conf_lowest": []}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
@@ -30,11 +29,25 @@ def baseline_scores(model, tokenizer, records: list[dict], batch_size: int = 64,
             n_gen = len(r["prefix_token_ids"]) - r.get("prompt_len", 1)
             steps = torch.arange(width - n_gen - 1, width - 1)  # positions predicting the generated tokens
             lp = logp[row, steps]
-            chosen = lp.gather(1, ids[row, steps + 1][:, None]).squeeze(1)
-            ent = -torch.where(lp > -torch.inf, lp.exp() * lp, 0.0).sum(-1)
-            conf = token_confidence(lp.topk(5, -1).values.tolist())
-            out["mean_logprob"].append(chosen.mean().item())
-            out["neg_entropy"].append(-ent.mean().item())
-            out["conf_mean"].append(conf.mean().item())
-            out["conf_lowest"].append(group_confidence(conf, window).min().item())
+            yield r, lp, lp.gather(1, ids[row, steps + 1][:, None]).squeeze(1)
+
+
+@torch.no_grad()
+def prefix_logprobs(model, tokenizer, records: list[dict], batch_size: int = 64) -> list[list[float]]:
+    """Each record's generated-token log-probabilities (``prompt_len`` marks where generation starts),
+    as Launch records them: the input of a STOP head with ``head_features``."""
+    return [chosen.tolist() for _, _, chosen in _generated_distributions(model, tokenizer, records, batch_size)]
+
+
+@torch.no_grad()
+def baseline_scores(model, tokenizer, records: list[dict], batch_size: int = 64, window: int = 16) -> dict:
+    """{signal name: scores} for mean_logprob, neg_entropy, conf_mean, conf_lowest on the records' prefixes."""
+    out = {"mean_logprob": [], "neg_entropy": [], "conf_mean": [], "conf_lowest": []}
+    for _, lp, chosen in _generated_distributions(model, tokenizer, records, batch_size):
+        ent = -torch.where(lp > -torch.inf, lp.exp() * lp, 0.0).sum(-1)
+        conf = token_confidence(lp.topk(5, -1).values.tolist())
+        out["mean_logprob"].append(chosen.mean().item())
+        out["neg_entropy"].append(-ent.mean().item())
+        out["conf_mean"].append(conf.mean().item())
+        out["conf_lowest"].append(group_confidence(conf, window).min().item())
     return out

@@ -15,7 +15,14 @@ in the vocabulary, and keeps the adapter a plain LoRA that
 
 The adapter is attached to the caller's model but kept *disabled* except
 inside :meth:`StopModule.adapter_on`, so the same model object keeps
-generating exactly as the base model (tested bit for bit).
+generating exactly as the base model (tested bit for bit). Several STOP
+modules can share one model: each owns a named PEFT adapter on the same LoRA
+layers and activates only its own.
+
+Our extension (``StopConfig.head_features``): the head may also read token
+log-probability features of the prefix (e.g. its mean log-probability). They
+cost nothing in the engine (Launch kept the log-probabilities); offline they
+come from the same re-encoding (:func:`pathprune.stop.evaluate.prefix_logprobs`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,39 @@ import torch
 from torch import nn
 
 from .config import StopConfig, fingerprint
+
+_SHARED = "_pathprune_peft"  # the PeftModel shared by every STOP module attached to one base model
+
+
+def attach_adapter(model, lora=None, path=None):
+    """Add a LoRA adapter (new from ``lora`` or loaded from ``path``) to ``model``; returns (PeftModel, name).
+
+    The first adapter is PEFT's "default" (saved in the standard layout); later ones get their own
+    names on the same LoRA layers instead of stacking a second wrapper on the same weights.
+    """
+    from peft import PeftModel, get_peft_model
+
+    shared = model.__dict__.get(_SHARED)
+    if shared is None:
+        peft = get_peft_model(model, lora) if path is None else PeftModel.from_pretrained(model, str(path))
+        model.__dict__[_SHARED] = peft
+        return peft, "default"
+    name = f"stop{len(shared.peft_config)}"
+    if path is None:
+        shared.add_adapter(name, lora)
+    else:
+        shared.load_adapter(str(path), adapter_name=name)
+    return shared, name
+
+
+def logprob_features(logprobs: list[list[float]], names: list[str]) -> torch.Tensor:
+    """(R, F) raw head features from each prefix's generated-token log-probabilities."""
+    def one(lp: list[float], name: str) -> float:
+        if not lp:
+            return 0.0
+        return sum(lp) / len(lp) if name == "mean_logprob" else min(lp)
+
+    return torch.tensor([[one(lp, n) for n in names] for lp in logprobs], dtype=torch.float32)
 
 
 class StopModule(nn.Module):
@@ -49,14 +89,18 @@ class StopModule(nn.Module):
         self.head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        self.peft = None
+        self.feature_head = None
+        if config.head_features:
+            self.feature_head = nn.Linear(len(config.head_features), 1, bias=False)
+            nn.init.zeros_(self.feature_head.weight)
+        self.peft, self.adapter_name = None, None
         if config.use_adapter:
-            from peft import LoraConfig, get_peft_model
+            from peft import LoraConfig
 
             lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
                               target_modules=config.target_modules, bias="none")
             try:
-                self.peft = get_peft_model(model, lora)
+                self.peft, self.adapter_name = attach_adapter(model, lora)
             except ValueError as err:
                 raise PathpruneError(f"cannot attach the critique adapter: {str(err).splitlines()[0]}") from None
             self.disable_adapter()
@@ -81,6 +125,7 @@ class StopModule(nn.Module):
         if self.peft is None:
             yield self.base
             return
+        self.peft.set_adapter(self.adapter_name)
         self.peft.base_model.enable_adapter_layers()
         try:
             yield self.peft
@@ -89,8 +134,10 @@ class StopModule(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         params = [self.stop_embeddings, *self.head.parameters()]
+        if self.feature_head is not None:
+            params.append(self.feature_head.weight)
         if self.peft is not None:
-            params += [p for n, p in self.peft.named_parameters() if "lora_" in n]
+            params += [p for n, p in self.peft.named_parameters() if "lora_" in n and f".{self.adapter_name}." in n]
         return params
 
     def _stop_embeds(self, rows: int, dtype) -> torch.Tensor:
@@ -100,30 +147,57 @@ class StopModule(nn.Module):
         return e.to(dtype)[None].expand(rows, -1, -1)
 
     # -- scoring -----------------------------------------------------------------------
-    def logits_cached(self, batch, grad: bool = False) -> torch.Tensor:
-        """(R,) head logits for every row of a :class:`LiveBatch`, reusing its cache (restored after)."""
+    def features(self, logprobs: list[list[float]]) -> torch.Tensor:
+        """(R, F) standardised head features (training statistics) from generated-token log-probabilities."""
+        cfg = self.config
+        raw = logprob_features(logprobs, cfg.head_features)
+        mean = torch.tensor(cfg.feature_mean or [0.0] * raw.shape[1])
+        std = torch.tensor(cfg.feature_std or [1.0] * raw.shape[1])
+        return (raw - mean) / std
+
+    def logits_cached(self, batch, grad: bool = False, logprobs: list[list[float]] | None = None) -> torch.Tensor:
+        """(R,) head logits for every row of a :class:`LiveBatch`, reusing its cache (restored after).
+
+        ``logprobs`` (only read when the head has features) default to what Launch recorded per path.
+        """
         dtype = self.base.get_input_embeddings().weight.dtype
         with self.adapter_on() as runner:
             out = batch.probe(inputs_embeds=self._stop_embeds(len(batch), dtype).to(batch.device),
                               model=runner, grad=grad)
         h = out.hidden_states[-1][:, -1].float()
-        return self.head(h).squeeze(-1)
+        logits = self.head(h).squeeze(-1)
+        if self.feature_head is not None:
+            lp = logprobs if logprobs is not None else [r.logprobs for r in batch.records]
+            logits = logits + self.feature_head(self.features(lp).to(logits.device)).squeeze(-1)
+        return logits
 
     @torch.no_grad()
     def score_cached(self, batch) -> torch.Tensor:
         """p(success) for every live path of a paused batch (the engine's Check)."""
         return torch.sigmoid(self.logits_cached(batch)).cpu()
 
-    def logits_ids(self, prefixes: list[list[int]], pad_id: int, grad: bool = False) -> torch.Tensor:
-        """Head logits for prefixes given as token ids (prompt + generated), each re-encoded once."""
-        from ..engine.batch import LiveBatch
+    def logits_ids(self, prefixes: list[list[int]], pad_id: int, grad: bool = False,
+                   logprobs: list[list[float]] | None = None) -> torch.Tensor:
+        """Head logits for prefixes given as token ids (prompt + generated), each re-encoded once.
 
+        A head with features needs each prefix's generated-token ``logprobs``
+        (:func:`pathprune.stop.evaluate.prefix_logprobs`): token ids alone do not say where
+        the prompt ends.
+        """
+        from ..engine.batch import LiveBatch
+        from ..errors import PathpruneError
+
+        if self.feature_head is not None and logprobs is None:
+            raise PathpruneError(f"this STOP checkpoint's head reads {', '.join(self.config.head_features)} of the "
+                                 "generated tokens; token ids alone do not give them (pass logprobs=)")
         batch = LiveBatch.launch(self.base, prefixes, 1, pad_id)  # adapter is off: base-model cache
-        return self.logits_cached(batch, grad=grad)
+        return self.logits_cached(batch, grad=grad, logprobs=logprobs)
 
     @torch.no_grad()
-    def score_ids(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 64) -> torch.Tensor:
+    def score_ids(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 64,
+                  logprobs: list[list[float]] | None = None) -> torch.Tensor:
         """p(success) for prefixes given as token ids (offline evaluation)."""
-        out = [torch.sigmoid(self.logits_ids(prefixes[i:i + batch_size], pad_id))
+        out = [torch.sigmoid(self.logits_ids(prefixes[i:i + batch_size], pad_id,
+                                             logprobs=None if logprobs is None else logprobs[i:i + batch_size]))
                for i in range(0, len(prefixes), batch_size)]
         return torch.cat(out).cpu() if out else torch.zeros(0)

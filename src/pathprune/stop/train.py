@@ -36,7 +36,8 @@ import torch
 from ..evaluation.metrics import auroc, brier, ece, mse, within_problem_auroc
 from .checkpoint import save_stop
 from .config import StopConfig
-from .module import StopModule
+from .evaluate import prefix_logprobs
+from .module import StopModule, logprob_features
 
 
 @dataclass
@@ -147,6 +148,12 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(cfg.seed)
+    train_lp = val_lp = None
+    if stop_cfg.head_features:  # constant inputs (frozen backbone): computed once, standardised on train
+        train_lp, val_lp = prefix_logprobs(model, tokenizer, train), prefix_logprobs(model, tokenizer, val)
+        raw = logprob_features(train_lp, stop_cfg.head_features)
+        stop_cfg.feature_mean = raw.mean(0).tolist()
+        stop_cfg.feature_std = raw.std(0).clamp(min=1e-6).tolist()
     module = StopModule(model, stop_cfg, stop_token_id(tokenizer)).to(accelerator.device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     opt = torch.optim.AdamW(module.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -166,7 +173,8 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
             batches = grouped_batches(train, cfg.batch_size, rng)
         total = 0.0
         for idx in batches:
-            logits = module.logits_ids([train[i]["prefix_token_ids"] for i in idx], pad, grad=True)
+            logits = module.logits_ids([train[i]["prefix_token_ids"] for i in idx], pad, grad=True,
+                                       logprobs=None if train_lp is None else [train_lp[i] for i in idx])
             y = torch.tensor([target[i] for i in idx], device=logits.device)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
             if ranking is not None:
@@ -177,7 +185,7 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
             opt.step()
             opt.zero_grad(set_to_none=True)
             total += loss.item() * len(idx)
-        probs = module.score_ids(val_ids, pad).tolist()
+        probs = module.score_ids(val_ids, pad, logprobs=val_lp).tolist()
         metrics = {"epoch": epoch, "train_loss": total / len(train), **label_metrics(probs, val),
                    "seconds": round(time.perf_counter() - t0, 1)}
         history.append(metrics)
