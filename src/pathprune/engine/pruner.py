@@ -154,6 +154,9 @@ class Pruner:
                                      f"({self.sampling.max_new_tokens}) exceeds the model's context of {self._limit}")
         return prompts
 
+    def after_check(self, batch: LiveBatch) -> None:
+        """Called after every checkpoint's pruning with the surviving rows; a subclass may drop more
+        (``batch.select``), e.g. a server dropping cancelled requests. Default: nothing."""
 
     @torch.no_grad()
     def _run_batch(self, problems: list[Problem]) -> list[ProblemResult]:
@@ -179,6 +182,7 @@ class Pruner:
                 t0 = t1
                 break
             self._check(batch, problems, s, stage, seed, check_per_problem, reenc, memory)
+            self.after_check(batch)
             t0 = time.perf_counter()
             times.check += t0 - t1
         batch.decode_until(self.sampling.max_new_tokens, feed_last=False, **decode)

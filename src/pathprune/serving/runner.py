@@ -64,8 +64,7 @@ class _ServingPruner(Pruner):
     def encode(self, problems: list[Problem]) -> list[list[int]]:
         return [list(p.meta["prompt_ids"]) for p in problems]  # encoded and checked by ModelRunner.encode
 
-    def _check(self, batch, *args, **kwargs) -> None:
-        super()._check(batch, *args, **kwargs)
+    def after_check(self, batch) -> None:
         live = [row for row, rec in enumerate(batch.records) if not self._cancelled(rec.problem_index)]
         if len(live) < len(batch):
             batch.select(live)  # frees the cancelled requests' cache rows now, not at the end
