@@ -77,7 +77,7 @@ def train(
     model: str = typer.Option("testbed", help="STOP: the base model it attaches to. --judge: the model a "
                                               "separate copy of which becomes the judge's backbone."),
     epochs: int = typer.Option(None, help="Epochs (default: 10 for STOP, 8 for --judge)."),
-    lr: float = typer.Option(None, help="Learning rate (default: 1e-2 for STOP, 1e-3 for --judge)."),
+    lr: float = typer.Option(None, help="Learning rate (default: 2e-3 for STOP, 1e-3 for --judge)."),
     batch_size: int = typer.Option(32),
     stop_tokens: int = typer.Option(4, "--stop-tokens", help="Number of appended [STOP] tokens."),
     rank: int = typer.Option(16, help="LoRA rank of the critique adapter."),
@@ -86,7 +86,7 @@ def train(
     distinct_tokens: bool = typer.Option(False, help="One learned embedding per [STOP] position."),
     head_features: str = typer.Option("", help="STOP, our extension: comma-separated prefix features the head "
                                       "also reads (mean_logprob, min_logprob); the signal stop_lp uses mean_logprob."),
-    weight_decay: float = typer.Option(0.0, help="STOP: AdamW weight decay."),
+    weight_decay: float = typer.Option(0.01, help="STOP: AdamW weight decay."),
     loss: str = typer.Option("bce", help="STOP: bce (the paper's soft BCE) or our within-problem extension "
                              "bce+listwise / bce+pairwise (batches of whole (problem, cut) groups)."),
     rank_weight: float = typer.Option(1.0, help="STOP: weight of the listwise / pairwise term."),
@@ -111,7 +111,7 @@ def train(
         _train_judge(train_recs, val_recs, out, model, labels_model or model, epochs or 8, lr or 1e-3, batch_size,
                      pooling, hard_labels, seed)
         return
-    epochs, lr = epochs or 10, lr or 1e-2
+    epochs, lr = epochs or 10, lr or 2e-3
     m, tok = load_model(model)
     cfg = StopConfig(n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens,

@@ -43,9 +43,9 @@ from .module import StopModule, logprob_features
 @dataclass
 class TrainStopConfig:
     epochs: int = 10
-    lr: float = 1e-2
+    lr: float = 2e-3
     batch_size: int = 32
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
     hard_labels: bool = False
     seed: int = 0
     loss: str = "bce"
