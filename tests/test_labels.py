@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from pathprune.errors import PathpruneError
 from pathprune.models import load_model
@@ -71,23 +72,32 @@ def test_read_official_format_and_errors(tmp_path):
         read_labels(f)
 
 
-def test_training_saves_the_best_epoch(tmp_path):
+@pytest.mark.parametrize("features", [[], ["mean_logprob"]])
+def test_training_saves_the_best_epoch(tmp_path, features):
+    from pathprune.stop.evaluate import baseline_scores, prefix_logprobs
+
     model, tok = load_model("testbed")
     cfg = LabelConfig(n_filter=8, k=4, prefix_tokens=(12, 20), min_correct=0.0, max_correct=1.0)
     recs = [r for p in generate("chain", 9, 6, "train") for r in label_problem(model, tok, p, cfg, {})[1]]
     train, val = recs[: len(recs) * 2 // 3], recs[len(recs) * 2 // 3:]
-    report = train_stop(model, tok, train, val, StopConfig(n_stop=2, rank=4), TrainStopConfig(epochs=2, batch_size=8),
-                        tmp_path / "stop")
+    report = train_stop(model, tok, train, val, StopConfig(n_stop=2, rank=4, head_features=features),
+                        TrainStopConfig(epochs=2, batch_size=8), tmp_path / "stop")
     assert len(report["history"]) == 2 and report["best"]["mse"] == min(h["mse"] for h in report["history"])
     saved = json.loads((tmp_path / "stop" / "stop_config.json").read_text())
     assert saved["history"] == report["history"] and saved["metrics"] == report["best"]
     fresh, _ = load_model("testbed")
     loaded = load_stop(fresh, tmp_path / "stop")
-    probs = loaded.score_ids([r["prefix_token_ids"] for r in val], tok.pad_token_id).tolist()
+    lp = prefix_logprobs(fresh, tok, val) if features else None
+    probs = loaded.score_ids([r["prefix_token_ids"] for r in val], tok.pad_token_id, logprobs=lp).tolist()
     assert label_metrics(probs, val)["mse"] == pytest.approx(report["best"]["mse"], abs=1e-6)
     # the critique adapter really trained (LoRA B starts at zero)
     lora_b = [p for n, p in loaded.peft.named_parameters() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)
+    if features:  # standardised with the training prefixes' statistics; the feature weight trained
+        mean_lp = torch.tensor(baseline_scores(fresh, tok, train)["mean_logprob"])
+        assert saved["feature_mean"][0] == pytest.approx(mean_lp.mean().item(), abs=1e-5)
+        assert saved["feature_std"][0] == pytest.approx(mean_lp.std().item(), abs=1e-5)
+        assert loaded.feature_head.weight.abs().item() > 0
 
 
 def test_listwise_and_pairwise_losses_by_hand():
