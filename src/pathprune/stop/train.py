@@ -41,13 +41,20 @@ from .module import StopModule, logprob_features
 
 
 @dataclass
-class TrainStopConfig:
+class TrainConfig:
+    """Optimisation settings shared by the signals trained on Monte-Carlo labels (STOP, the judge)."""
+
     epochs: int = 10
     lr: float = 2e-3
     batch_size: int = 32
     weight_decay: float = 0.01
     hard_labels: bool = False
+    """Train on the first rollout's outcome (K = 1) instead of the soft label (the paper's ablation)."""
     seed: int = 0
+
+
+@dataclass
+class TrainStopConfig(TrainConfig):
     loss: str = "bce"
     """"bce" (the paper's soft BCE), "bce+listwise" or "bce+pairwise" (our within-problem extension)."""
     rank_weight: float = 1.0

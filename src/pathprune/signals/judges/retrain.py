@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ...errors import PathpruneError
+from ...stop.train import TrainConfig
 
 FORMAT_VERSION = 1
 KIND = "pathprune-judge"
@@ -54,13 +55,12 @@ class JudgeConfig:
 
 
 @dataclass
-class TrainJudgeConfig:
+class TrainJudgeConfig(TrainConfig):
+    """The judge fine-tunes a whole backbone: fewer epochs, a gentler learning rate than STOP."""
+
     epochs: int = 8
     lr: float = 1e-3
-    batch_size: int = 32
     weight_decay: float = 0.0
-    hard_labels: bool = False
-    seed: int = 0
 
 
 def judge_text(question: str, prefix: str) -> str:
