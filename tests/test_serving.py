@@ -410,3 +410,18 @@ def test_classify_refuses_a_checkpoint_whose_head_reads_logprobs():
     lp_runner = ModelRunner(ServerConfig(model="testbed", stop=str(TESTBED_STOP_LP)))
     with pytest.raises(PathpruneError, match=r"reads the prefix's log-probabilities \(mean_logprob\)"):
         lp_runner.prepare_classify([[1, 24, 7, 4, 4, 4, 4]], 4, None)
+
+
+def test_stop_and_stop_lp_share_the_server_model(client):
+    """stop_lp attaches a second named adapter to the model that already serves stop: each request
+    scores with its own checkpoint, and stop's scores are the same before and after."""
+    def scores(signal):
+        resp = client.completions.create(model="testbed", prompt=PROMPT, seed=21, max_tokens=60,
+                                         extra_body={"paths": 4, "keep": 2, "checkpoint": 12, "signal": signal,
+                                                     "return_paths": True})
+        return [p["scores"][0] for p in resp.model_extra["pathprune"]["results"][0]["paths"]]
+
+    before = scores("stop")
+    lp = scores("stop_lp")
+    assert all(0 < s < 1 for s in before + lp) and lp != before
+    assert scores("stop") == before
