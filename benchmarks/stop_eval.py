@@ -1,25 +1,26 @@
 """STOP on the testbed: held-out AUROC against the Type III baselines, the paper's ablations, the n_stop sweep.
 
-    pathprune label --out runs/labels-train --testbed-split train --per-level 40
+    pathprune label --out runs/labels-train-big --testbed-split train --per-level 120    # 20,901 prefixes
     pathprune label --out runs/labels-val --testbed-split validation --per-level 15
     pathprune label --out runs/labels-test --testbed-split test --per-level 15
-    python benchmarks/stop_eval.py --train runs/labels-train --val runs/labels-val --test runs/labels-test \\
-        --out docs/stop-eval.json --ship src/pathprune/stop/checkpoints/testbed \\
-        --ship-lp src/pathprune/stop/checkpoints/testbed-lp \\
-        --lr 2e-3 --weight-decay 0.01 --epochs 8 --loss bce+listwise --select within_auroc
+    python benchmarks/stop_eval.py --train runs/labels-train-big --val runs/labels-val \\
+        --test runs/labels-test --lr 1e-3 --weight-decay 0.01 --epochs 6 --max-grad-norm 1.0 \\
+        --loss bce+listwise --select within_auroc --work runs/stop-eval-v4 --out docs/stop-eval.json \\
+        --ship src/pathprune/stop/checkpoints/testbed --ship-variant "stop --loss bce" \\
+        --ship-lp src/pathprune/stop/checkpoints/testbed-lp --ship-lp-variant "stop_lp --loss bce"
 
 The validation labels select each variant's epoch; the table reports the
 ``--test`` labels (test-split problems that neither training nor selection saw).
 
 Variants: the main STOP, ``stop_lp`` (our extension: the head also reads the
-prefix's mean log-probability) with its own soft/hard and adapter ablations, the paper's loss alone (when ``--loss`` adds our
-within-problem term), ``--hard-labels``, ``--no-adapter`` and the n_stop sweep
+prefix's mean log-probability) with its own loss, soft/hard and adapter ablations,
+the paper's loss alone (when ``--loss`` adds our within-problem term), ``--hard-labels``, ``--no-adapter`` and the n_stop sweep
 (``--sweep-epochs`` each). ``--variants`` trains a subset (so that several
 processes can share the work) and ``--reuse`` loads a variant's checkpoint from
 ``--work`` instead of retraining when its saved settings match exactly.
 
-Every variant is trained on the same labels and scored on the same held-out
-prefixes (validation-split problems, never seen in training). AUROC is against
+Every variant is trained on the same labels, selected on the same validation
+prefixes and scored on the same report prefixes (``--test``, else the validation ones). AUROC is against
 the binarised Monte-Carlo label (>= 0.5); "within" is the mean per-problem
 AUROC, the number that matters for top-k pruning inside a problem. The gain of
 STOP over each baseline comes with a 95 % bootstrap interval over problems.
@@ -127,8 +128,10 @@ def main():
     ap.add_argument("--test-split", default="test", help="testbed split of --test (for the error kinds)")
     ap.add_argument("--out", default="docs/stop-eval.json")
     ap.add_argument("--work", default="runs/stop-eval")
-    ap.add_argument("--ship", default=None, help="copy the main variant's checkpoint here")
-    ap.add_argument("--ship-lp", default=None, help="copy the stop_lp variant's checkpoint here")
+    ap.add_argument("--ship", default=None, help="copy the --ship-variant checkpoint here")
+    ap.add_argument("--ship-variant", default="stop", help="the variant shipped as the signal stop")
+    ap.add_argument("--ship-lp", default=None, help="copy the --ship-lp-variant checkpoint here")
+    ap.add_argument("--ship-lp-variant", default="stop_lp", help="the variant shipped as the signal stop_lp")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--sweep-epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -161,7 +164,8 @@ def main():
                 ("stop_lp --hard-labels", StopConfig(head_features=lp), replace(main_t, hard_labels=True)),
                 ("stop_lp --no-adapter", StopConfig(head_features=lp, use_adapter=False), main_t)]
     if args.loss != "bce":
-        variants.append(("stop --loss bce", StopConfig(), replace(main_t, loss="bce")))
+        variants += [("stop --loss bce", StopConfig(), replace(main_t, loss="bce")),
+                     ("stop_lp --loss bce", StopConfig(head_features=lp), replace(main_t, loss="bce"))]
     variants += [("stop --hard-labels", StopConfig(), replace(main_t, hard_labels=True)),
                  ("stop --no-adapter", StopConfig(use_adapter=False), main_t)]
     variants += [(f"stop --stop-tokens {n}", StopConfig(n_stop=n), replace(main_t, epochs=args.sweep_epochs))
@@ -190,15 +194,16 @@ def main():
         rows[name] = {**label_metrics(s, report), "best_epoch": best_epoch, "epochs": tcfg.epochs,
                       "train_seconds": seconds}
         print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[name].items()}, flush=True)
-        ship = {"stop": args.ship, "stop_lp": args.ship_lp}.get(name)
+        ship = {args.ship_variant: args.ship, args.ship_lp_variant: args.ship_lp}.get(name)
         if ship:
             shutil.rmtree(ship, ignore_errors=True)
             shutil.copytree(out, ship, ignore=shutil.ignore_patterns("history.json"))
     if args.variants is not None:
         return
-    gains = {f"{a} - {b}": bootstrap_gain(scores[a], scores[b], report) for a in ("stop", "stop_lp")
+    shipped = (args.ship_variant, args.ship_lp_variant)  # the gains are those of the shipped variants
+    gains = {f"{a} - {b}": bootstrap_gain(scores[a], scores[b], report) for a in shipped
              for b in ("mean_logprob", "neg_entropy", "conf_mean", "conf_lowest")}
-    gains["stop_lp - stop"] = bootstrap_gain(scores["stop_lp"], scores["stop"], report)
+    gains[f"{shipped[1]} - {shipped[0]}"] = bootstrap_gain(scores[shipped[1]], scores[shipped[0]], report)
     print(f"\n{'signal':<24} {'AUROC':>7} {'within':>7} {'MSE':>7} {'Brier':>7} {'ECE':>6}")
     for name, r in rows.items():
         print(f"{name:<24} {r['auroc']:>7.3f} {r['within_auroc']:>7.3f} {r['mse']:>7.4f} {r['brier']:>7.4f} "
@@ -213,7 +218,7 @@ def main():
     for name, r in per_kind.items():
         print(f"{name:<24} " + " ".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in r.values()))
     settings = {k: getattr(args, k) for k in ("epochs", "sweep_epochs", "lr", "weight_decay", "loss", "rank_weight",
-                                              "select", "sweep")}
+                                              "select", "sweep", "max_grad_norm", "ship_variant", "ship_lp_variant")}
     Path(args.out).write_text(json.dumps({"settings": settings, "train_prefixes": len(train),
                                           "selection_prefixes": len(val),
                                           "reported_on": args.test or args.val,
