@@ -164,8 +164,11 @@ def main():
                 ("stop_lp --hard-labels", StopConfig(head_features=lp), replace(main_t, hard_labels=True)),
                 ("stop_lp --no-adapter", StopConfig(head_features=lp, use_adapter=False), main_t)]
     if args.loss != "bce":
-        variants += [("stop --loss bce", StopConfig(), replace(main_t, loss="bce")),
-                     ("stop_lp --loss bce", StopConfig(head_features=lp), replace(main_t, loss="bce"))]
+        paper = replace(main_t, loss="bce")
+        variants += [("stop --loss bce", StopConfig(), paper),
+                     ("stop --loss bce --hard-labels", StopConfig(), replace(paper, hard_labels=True)),
+                     ("stop --loss bce --no-adapter", StopConfig(use_adapter=False), paper),
+                     ("stop_lp --loss bce", StopConfig(head_features=lp), paper)]
     variants += [("stop --hard-labels", StopConfig(), replace(main_t, hard_labels=True)),
                  ("stop --no-adapter", StopConfig(use_adapter=False), main_t)]
     variants += [(f"stop --stop-tokens {n}", StopConfig(n_stop=n), replace(main_t, epochs=args.sweep_epochs))
