@@ -174,7 +174,7 @@ def comparison_tables(cfg: EvalConfig, units: list[dict], paths: dict, n_boot: i
                     _md_table(["signal", "type", "prefixes", "AUROC", "within-problem AUROC"],
                               [[r["signal"], signal_type(r["signal"]), str(r["prefixes"]), fmt(r["auroc"]),
                                 fmt(r["within_auroc"])] for r in rows])))
-    for stop in [s for s in cfg.signals if s.split(":")[0] in ("stop", "stop_lp")]:  # the learned internal ones
+    for stop in [s for s in cfg.signals if signal_type(s) == "IV"]:  # the learned internal signals (STOP family)
         rows = []
         for other in [s for s in cfg.signals if s not in (stop, oracle)]:
             mean, lo, hi = paired_gain(units, paths, Setting(stop, L, k), Setting(other, L, k), n_boot=n_boot)

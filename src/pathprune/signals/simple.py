@@ -47,4 +47,9 @@ class MeanLogprobSignal(Signal):
             raise PathpruneError("mean_logprob takes no argument")
 
     def score(self, view: CheckView) -> torch.Tensor:
-        return torch.tensor([sum(r.logprobs) / max(1, len(r.logprobs)) for r in view.records])
+        return torch.tensor([mean_logprob(r.logprobs) for r in view.records])
+
+
+def mean_logprob(logprobs: list[float]) -> float:
+    """Mean of a prefix's token log-probabilities (0 for an empty prefix)."""
+    return sum(logprobs) / max(1, len(logprobs))

@@ -60,10 +60,10 @@ def attach_adapter(model, lora=None, path=None):
 
 def logprob_features(logprobs: list[list[float]], names: list[str]) -> torch.Tensor:
     """(R, F) raw head features from each prefix's generated-token log-probabilities."""
+    from ..signals.simple import mean_logprob  # the same definition as the mean_logprob signal
+
     def one(lp: list[float], name: str) -> float:
-        if not lp:
-            return 0.0
-        return sum(lp) / len(lp) if name == "mean_logprob" else min(lp)
+        return mean_logprob(lp) if name == "mean_logprob" else min(lp, default=0.0)
 
     return torch.tensor([[one(lp, n) for n in names] for lp in logprobs], dtype=torch.float32)
 
