@@ -31,7 +31,7 @@ def main() -> None:
 
     from pathprune.cli.run_cmd import load_problems
     from pathprune.distributed.labelling import LabelWorker
-    from pathprune.distributed.ray_backend import RayPool
+    from pathprune.distributed.ray_executor import RayPool
     from pathprune.models import load_model
     from pathprune.stop.labels import LabelConfig, open_label_log, run_labelling
 

@@ -22,7 +22,7 @@ from pathprune.cli import main  # noqa: E402
 from pathprune.cli.run_cmd import load_problems  # noqa: E402
 from pathprune.distributed import run_units, run_units_here  # noqa: E402
 from pathprune.distributed.labelling import run_labelling_distributed  # noqa: E402
-from pathprune.distributed.ray_backend import ACTOR_PREFIX, RayPool  # noqa: E402
+from pathprune.distributed.ray_executor import ACTOR_PREFIX, RayPool  # noqa: E402
 from pathprune.errors import PathpruneError  # noqa: E402
 from pathprune.io.runlog import RunLog  # noqa: E402
 from pathprune.models import load_model  # noqa: E402

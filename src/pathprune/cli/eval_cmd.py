@@ -80,7 +80,7 @@ def eval_(
     if workers < 0:
         raise PathpruneError(f"--workers must be >= 0, got {workers}")
     if workers >= 2:
-        from ..distributed.ray_backend import check_address
+        from ..distributed.ray_executor import check_address
 
         check_address(ray_address)
     problems, datasets = problems_with_datasets(benchmark or [], testbed_split, levels, per_level, limit, seed_list[0])

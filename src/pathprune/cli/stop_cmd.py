@@ -45,7 +45,7 @@ def label(
     if workers < 0:
         raise PathpruneError(f"--workers must be >= 0, got {workers}", parameter="workers", value=workers)
     if workers >= 2:
-        from ..distributed.ray_backend import check_address
+        from ..distributed.ray_executor import check_address
 
         check_address(ray_address)
     problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)

@@ -1,4 +1,5 @@
-"""Monte-Carlo labelling on a Ray pool: one unit per problem, the same run directory as ``run_labelling``.
+"""Monte-Carlo labelling through :func:`run_units`: one unit per problem, the same run directory as
+``run_labelling``.
 
 A problem is the unit because its prefixes come from its own filter paths
 (stage 1 must finish before stage 2 can be cut). Every random draw depends only
@@ -16,7 +17,8 @@ from pathlib import Path
 from ..io.runlog import RunLog
 from ..stop.labels import LabelConfig, label_problem, label_provenance, open_label_log
 from ..tasks.problem import Problem
-from .units import UnitStats, run_units
+from .runner import run_units
+from .units import UnitStats
 
 FAILED_FIELDS = {"kept": False, "prefixes": 0}
 
@@ -51,13 +53,17 @@ def run_labelling_distributed(model_name: str, problems: list[Problem], cfg: Lab
                               threads_per_worker: int | None = None, max_retries: int = 2,
                               progress: Callable[[int], None] | None = None,
                               start_timeout: float = 600.0) -> tuple[RunLog, UnitStats]:
-    """Label ``problems`` into ``out_dir`` on ``workers`` Ray actors (each loads ``model_name``); resumable,
+    """Label ``problems`` into ``out_dir`` on ``workers`` Ray actors (each loads ``model_name``; 0 or 1: in this
+    process); resumable,
     interchangeable with :func:`pathprune.stop.labels.run_labelling` (same config, same records)."""
-    from .ray_backend import RayPool
+    logs: list[RunLog] = []
 
-    with RayPool(partial(LabelWorker, model_name, cfg), workers, ray_address=ray_address, resources=resources,
-                 threads_per_worker=threads_per_worker, start_timeout=start_timeout) as pool:
-        log = open_label_log(out_dir, model_name, pool.call_one("fingerprint"), cfg, problems)
-        stats = pool.run([(p.id, p) for p in problems], log, max_retries=max_retries, progress=progress,
-                         failed_fields=FAILED_FIELDS)
-    return log, stats
+    def open_log(call_one) -> RunLog:  # the run config holds the fingerprint of a worker's model
+        logs.append(open_label_log(out_dir, model_name, call_one("fingerprint"), cfg, problems))
+        return logs[0]
+
+    stats = run_units([(p.id, p) for p in problems], partial(LabelWorker, model_name, cfg), open_log,
+                      workers=workers, ray_address=ray_address, resources=resources,
+                      threads_per_worker=threads_per_worker, max_retries=max_retries, progress=progress,
+                      failed_fields=FAILED_FIELDS, start_timeout=start_timeout)
+    return logs[0], stats

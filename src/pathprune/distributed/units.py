@@ -20,8 +20,10 @@ failed -- ``{key: id, "failed": True, "error": reason, "attempts": n}`` plus
 ``failed_fields`` -- and the job goes on. Failed units count as done on
 resume; delete their lines from the unit log to try them again.
 
-:func:`run_units` with ``workers`` 0 or 1 runs in this process (no Ray);
-with more it runs on a :class:`~pathprune.distributed.ray_backend.RayPool`.
+This module holds the pieces both executors share (the stats, the queue of
+pending units, the writer); :mod:`.local` runs units in this process,
+:mod:`.ray_executor` on a pool of Ray actors, and :func:`.runner.run_units`
+picks one.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class UnitStats:
 
 
 @dataclass
-class _Pending:
+class Pending:
+    """A unit not yet written, with its attempts so far."""
+
     uid: str
     payload: Any
     attempts: int = 0
@@ -81,7 +85,8 @@ def _rows(result) -> list[tuple[dict, list[dict]]]:
                          f"got {type(result).__name__}")
 
 
-def _pending(units: Iterable[tuple[str, Any]], out, stats: UnitStats) -> list[_Pending]:
+def pending_units(units: Iterable[tuple[str, Any]], out, stats: UnitStats) -> list[Pending]:
+    """The units not yet in ``out`` (counted in ``stats.skipped`` otherwise); ids must be unique."""
     seen, todo = set(), []
     for uid, payload in units:
         if uid in seen:
@@ -90,11 +95,11 @@ def _pending(units: Iterable[tuple[str, Any]], out, stats: UnitStats) -> list[_P
         if uid in out.done:
             stats.skipped += 1
         else:
-            todo.append(_Pending(uid, payload))
+            todo.append(Pending(uid, payload))
     return todo
 
 
-class _Writer:
+class Writer:
     """The driver's side: writes each unit once, counts, reports progress."""
 
     def __init__(self, out, stats: UnitStats, progress, failed_fields: dict | None, max_retries: int):
@@ -103,7 +108,7 @@ class _Writer:
         self.failed_fields = dict(failed_fields or {})
         self.max_retries = max_retries
 
-    def success(self, item: _Pending, result) -> None:
+    def success(self, item: Pending, result) -> None:
         rows = _rows(result)
         for row, items in rows:
             if self.key not in row:
@@ -116,7 +121,7 @@ class _Writer:
         if self.progress:
             self.progress(len(rows))
 
-    def failure(self, item: _Pending, reason: str) -> bool:
+    def failure(self, item: Pending, reason: str) -> bool:
         """Count a failed attempt; True when the unit should be retried, else it is recorded as failed."""
         item.attempts += 1
         item.reason = reason
@@ -130,63 +135,6 @@ class _Writer:
         if self.progress:
             self.progress(1)
         return False
-
-
-def run_units(units: Iterable[tuple[str, Any]], make_worker: Callable[[], Worker], out, *,
-              workers: int = 0, ray_address: str = "local", resources: dict | None = None,
-              max_retries: int = 2, threads_per_worker: int | None = None,
-              progress: Callable[[int], None] | None = None, failed_fields: dict | None = None,
-              start_timeout: float = 600.0) -> UnitStats:
-    """Run every unit not yet in ``out`` and write its rows to ``out`` exactly once.
-
-    Args:
-        units: ``(unit_id, payload)`` pairs; ids must be unique (and equal the ``out.key`` field of the rows).
-        make_worker: a picklable zero-argument factory (a class or ``functools.partial``), called once
-            per worker process; it returns the callable that runs one payload.
-        out: a RunLog-like sink (``done``, ``key``, ``append``).
-        workers: 0 or 1 = in this process; N >= 2 = N Ray actors, each with its own worker.
-        ray_address: ``local`` starts Ray on this machine (or reuses a running ``ray.init``);
-            ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` joins a cluster.
-        resources: per actor, e.g. ``{"num_cpus": 1, "num_gpus": 1}`` or custom resources
-            ``{"resources": {"big_mem": 1}}``; default one CPU.
-        max_retries: extra attempts of a unit after an error or a worker death.
-        threads_per_worker: torch threads in each actor (default: its CPUs, at least 1).
-        progress: called with the number of units written (done or failed).
-        failed_fields: extra fields of failed unit rows (e.g. ``{"kept": False}``).
-        start_timeout: seconds to wait for the first worker (e.g. GPUs the cluster lacks).
-    """
-    if workers < 0:
-        raise PathpruneError(f"workers must be >= 0, got {workers}", parameter="workers", value=workers)
-    if max_retries < 0:
-        raise PathpruneError(f"max_retries must be >= 0, got {max_retries}", parameter="max_retries")
-    if workers >= 2:
-        from .ray_backend import RayPool
-
-        with RayPool(make_worker, workers, ray_address=ray_address, resources=resources,
-                     threads_per_worker=threads_per_worker, start_timeout=start_timeout) as pool:
-            return pool.run(units, out, max_retries=max_retries, progress=progress, failed_fields=failed_fields)
-    return run_units_here(units, make_worker(), out, max_retries=max_retries, progress=progress,
-                          failed_fields=failed_fields)
-
-
-def run_units_here(units: Iterable[tuple[str, Any]], worker: Worker, out, *, max_retries: int = 2,
-                   progress: Callable[[int], None] | None = None, failed_fields: dict | None = None) -> UnitStats:
-    """The in-process runner (same contract as the Ray pool, without surviving a crash of this process)."""
-    stats = UnitStats(workers=1)
-    writer = _Writer(out, stats, progress, failed_fields, max_retries)
-    for item in _pending(units, out, stats):
-        while True:
-            try:
-                result = worker(item.payload)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as err:  # noqa: BLE001 - a bad unit must not stop the job
-                if writer.failure(item, one_line(err)):
-                    continue
-                break
-            writer.success(item, result)
-            break
-    return stats
 
 
 def default_threads(resources: dict | None) -> int:

@@ -1,7 +1,7 @@
 """A pool of Ray actors, one model replica each, that runs idempotent units exactly once.
 
-The driver keeps one unit in flight per actor and writes results as they come
-back (see :mod:`pathprune.distributed.units` for the contract). An actor that
+The Ray executor. The driver keeps one unit in flight per actor and writes results
+as they come back (see :mod:`pathprune.distributed.units` for the contract). An actor that
 dies mid-unit (process killed, out of memory, node lost) is replaced by a fresh
 one; its unit goes back to the front of the queue for the next free actor,
 preferably another one. Actors that cannot be placed (resources the cluster
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import PathpruneError
-from .units import UnitStats, _pending, _Writer, default_threads, one_line, worker_env
+from .units import UnitStats, Writer, default_threads, one_line, pending_units, worker_env
 
 ACTOR_PREFIX = "pathprune-worker"
 
@@ -79,7 +79,7 @@ def check_address(address: str) -> None:
 
 class RayPool:
     """``workers`` Ray actors built from ``make_worker``; a context manager (actors and a Ray it started
-    are torn down on exit). See :func:`pathprune.distributed.units.run_units` for the arguments."""
+    are torn down on exit). See :func:`pathprune.distributed.runner.run_units` for the arguments."""
 
     def __init__(self, make_worker: Callable[[], Any], workers: int, *, ray_address: str = "local",
                  resources: dict | None = None, threads_per_worker: int | None = None,
@@ -236,10 +236,6 @@ class RayPool:
                 self._on_started(ref, self._starting[ref])
         return len(self._ready)
 
-    def worker_pids(self) -> dict[int, int]:
-        """Slot -> process id of the started workers."""
-        return {slot: info["pid"] for slot, info in self._ready.items()}
-
     def call_one(self, method: str, *args):
         """Call ``worker.method(*args)`` on one started worker (e.g. a model fingerprint for the run config)."""
         import ray
@@ -257,8 +253,8 @@ class RayPool:
         import ray
 
         stats = UnitStats()
-        writer = _Writer(out, stats, progress, failed_fields, max_retries)
-        queue = deque(_pending(units, out, stats))
+        writer = Writer(out, stats, progress, failed_fields, max_retries)
+        queue = deque(pending_units(units, out, stats))
         inflight: dict[Any, tuple[int, Any]] = {}  # run() ref -> (slot, pending unit)
         self._wait_started(time.monotonic() + self.start_timeout)
         while queue or inflight:
