@@ -27,7 +27,6 @@ from ...errors import PathpruneError
 
 STEP_SEPARATOR = "<extra_0>"
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
-SPLITS = {"blank": "blank lines (the PRM card's \\n\\n)", "line": "single newlines"}
 
 
 def split_steps(text: str, split: str = "blank") -> list[str]:
