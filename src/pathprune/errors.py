@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -16,3 +18,11 @@ class PathpruneError(Exception):
         super().__init__(message)
         self.parameter = parameter
         self.value = value
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """The tail of an unknown-name error: ``"; did you mean 'x'?"`` for the closest choice, else
+    ``"; available: a, b"`` (in the order given)."""
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; available: {', '.join(choices)}"
