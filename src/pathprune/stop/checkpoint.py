@@ -71,13 +71,72 @@ def save_stop(module: StopModule, path: str | Path, extra: dict | None = None) -
     return _atomic_dir(path, fill)
 
 
+def _read_json(file: Path, what: str) -> dict:
+    """A non-empty JSON object from ``file``; a one-line error naming the file otherwise."""
+    if not file.is_file():
+        raise PathpruneError(f"{file} is missing ({what})")
+    try:
+        raw = json.loads(file.read_text() or "null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PathpruneError(f"{file} is not valid JSON ({getattr(err, 'msg', err)})") from None
+    if not raw or not isinstance(raw, dict):
+        raise PathpruneError(f"{file} is empty or not a JSON object ({what})")
+    return raw
+
+
 def read_config(path: Path) -> tuple[StopConfig, dict]:
+    path = Path(path)
+    if not path.is_dir():
+        raise PathpruneError(f"STOP checkpoint directory not found: {path}")
     cfg_file = path / "stop_config.json"
     if not cfg_file.is_file():
         raise PathpruneError(f"{path} is not a STOP checkpoint (no stop_config.json)")
-    raw = json.loads(cfg_file.read_text())
+    raw = _read_json(cfg_file, "a STOP checkpoint's config")
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise PathpruneError(f"{cfg_file}: format_version {raw.get('format_version')!r}, this pathprune reads "
+                             f"{FORMAT_VERSION}")
+    fp = raw.get("base_fingerprint")
+    if not isinstance(fp, dict) or not isinstance(fp.get("hidden_size"), int):
+        raise PathpruneError(f"{cfg_file}: no base_fingerprint with the base model's hidden_size")
     names = {f.name for f in fields(StopConfig)}
-    return StopConfig(**{k: v for k, v in raw.items() if k in names}), raw
+    try:
+        return StopConfig(**{k: v for k, v in raw.items() if k in names}), raw
+    except (PathpruneError, TypeError) as err:
+        raise PathpruneError(f"{cfg_file}: {err}") from None
+
+
+def check_stop(path: str | Path) -> StopConfig:
+    """Check a STOP checkpoint directory as a whole without loading a model: its config, the head's
+    tensors and shapes (safetensors header only) and, when it has one, the adapter's config and
+    weights. Each problem is a one-line error naming the file."""
+    from ..io.tensors import check_shapes, safetensors_shapes
+
+    path = Path(path)
+    cfg, raw = read_config(path)
+    hidden = raw["base_fingerprint"]["hidden_size"]
+    head = path / "stop_head.safetensors"
+    expected = {"head.weight": (1, hidden), "head.bias": (1,),
+                "stop_embeddings": (cfg.n_stop if cfg.distinct_tokens else 1, hidden)}
+    if cfg.head_features:
+        expected["feature_head.weight"] = (1, len(cfg.head_features))
+    check_shapes(head, safetensors_shapes(head), expected)
+    if cfg.use_adapter:
+        lora = _read_json(path / "adapter" / "adapter_config.json", "the checkpoint's use_adapter is true")
+        rank = lora.get("r")
+        if not isinstance(rank, int) or rank < 1:
+            raise PathpruneError(f"{path / 'adapter' / 'adapter_config.json'}: r must be a positive integer, "
+                                 f"got {rank!r}")
+        weights = path / "adapter" / "adapter_model.safetensors"
+        if weights.exists() or not (path / "adapter" / "adapter_model.bin").is_file():
+            shapes = safetensors_shapes(weights)
+            if not any("lora_" in name for name in shapes):
+                raise PathpruneError(f"{weights}: no LoRA weights")
+            if not lora.get("rank_pattern"):  # per-module ranks would differ from r
+                for name, shape in shapes.items():
+                    got = shape[0] if "lora_A" in name else shape[-1] if "lora_B" in name else rank
+                    if got != rank:
+                        raise PathpruneError(f"{weights}: {name} has shape {shape}, not of LoRA rank r={rank}")
+    return cfg
 
 
 def check_fingerprint(model, expected: dict, where: Path) -> None:
@@ -91,7 +150,7 @@ def check_fingerprint(model, expected: dict, where: Path) -> None:
 def load_stop(model, path: str | Path) -> StopModule:
     """Attach the STOP checkpoint at ``path`` to ``model`` (which must be its base model)."""
     path = Path(path)
-    cfg, _ = read_config(path)
+    cfg = check_stop(path)  # every file checked before the model is touched
     check_fingerprint(model, cfg.base_fingerprint, path)
     use_adapter = cfg.use_adapter
     cfg.use_adapter = False
@@ -101,17 +160,11 @@ def load_stop(model, path: str | Path) -> StopModule:
         module.disable_adapter()
         cfg.use_adapter = True
     tensors = load_file(path / "stop_head.safetensors")
-    with torch.no_grad():
-        if tensors["stop_embeddings"].shape != module.stop_embeddings.shape:
-            raise PathpruneError(f"{path}: stop_embeddings has shape {tuple(tensors['stop_embeddings'].shape)}, "
-                                 f"expected {tuple(module.stop_embeddings.shape)}")
+    with torch.no_grad():  # names and shapes checked by check_stop
         module.stop_embeddings.copy_(tensors["stop_embeddings"])
         module.head.weight.copy_(tensors["head.weight"])
         module.head.bias.copy_(tensors["head.bias"])
         if module.feature_head is not None:
-            if "feature_head.weight" not in tensors:
-                raise PathpruneError(f"{path}: stop_head.safetensors has no feature_head.weight "
-                                     f"although head_features is {cfg.head_features}")
             module.feature_head.weight.copy_(tensors["feature_head.weight"])
     return module.eval()
 
