@@ -112,7 +112,7 @@ def test_eval_cli_reports_resumes_and_rebuilds(tmp_path):
     none = summary["rows"][0]
     assert none["usage"]["generated"] == sum(p["tokens"] for p in paths)
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2 and "stop (IV)" in html
+    assert html.count("data:image/png;base64,") == 3 and "stop (IV)" in html
     md = (out / "report.md").read_text()
     assert "| testbed | testbed-chain (3) |" in md and "![accuracy_vs_tokens](accuracy_vs_tokens.png)" in md
 

@@ -5,8 +5,12 @@
 * ``summary.json`` — metrics of every setting (signal × L × k) with 95 % bootstrap intervals;
 * ``report.md`` — the paper's main-table layout (rows model × dataset, columns no pruning and
   each signal with its type, avg@k|N and tokens with the reduction Δ), then the detailed table;
-* ``accuracy_vs_tokens.png`` (one curve per signal over k) and ``accuracy_vs_retention.png``
-  (avg@k|N against γ = k/N, one panel per checkpoint);
+* the equal-budget comparison (:mod:`.budget`): every pruned setting's cons against
+  self-consistency (a vote over fewer unpruned paths) at the same tokens, lost / fixed / broken
+  problems, and the problems lost by the most signals with their paths' scores;
+* ``accuracy_vs_tokens.png`` (cons against tokens: the self-consistency curve and every signal's
+  pruned points), ``avg_vs_tokens.png`` (avg@k|N, one curve per signal over k) and
+  ``accuracy_vs_retention.png`` (avg@k|N against γ = k/N, one panel per checkpoint);
 * ``report.html`` — the tables and the figures embedded, self-contained.
 """
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.runlog import write_json_atomic
+from .budget import equal_budget, worst_problems
 from .offline import Setting
 from .runs import EvalConfig, read_run
 from .summary import paired_gain, signal_quality, summarise
@@ -77,15 +82,23 @@ def detail_rows(cfg: EvalConfig, rows: list[dict]) -> list[list[str]]:
     for s in [None, *cfg.signals]:
         r = _find(rows, main_setting(cfg, s) if s else Setting(None))
         ci = {m: f"[{_pct(r[m + '_ci'][0])}, {_pct(r[m + '_ci'][1])}]" for m in ("avg", "cons", "delta")}
+        vs = r.get("vs_sc")  # absent for no pruning (it is self-consistency at n = N)
         out.append([r["label"], signal_type(s) if s else "–", f"{_pct(r['avg'])} {ci['avg']}",
                     f"{_pct(r['cons'])} {ci['cons']}", _pct(r["pass"]), f"{r['tokens']:,.0f}",
-                    f"{_pct(r['delta'])} {ci['delta']}", f"{r['usage']['check']:,}", f"{r['usage']['reencoded']:,}",
+                    f"{_pct(r['delta'])} {ci['delta']}", _gain(vs) if vs else "–", _pct(vs["lost"]) if vs else "–",
+                    f"{r['usage']['check']:,}", f"{r['usage']['reencoded']:,}",
                     f"{r['seconds'].get('check', 0.0):.2f}"])
     return out
 
 
+def _gain(vs: dict) -> str:
+    lo, hi = vs["gain_ci"]
+    return f"{100 * vs['gain']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" + (" (n* clamped)" if vs["clamped"] else "")
+
+
 DETAIL_HEAD = ["setting", "type", "avg@k|N % [95% CI]", "cons@k % [95% CI]", "pass@k %", "tokens/problem",
-               "Δ tokens % [95% CI]", "check tok", "re-encoded tok", "check s"]
+               "Δ tokens % [95% CI]", "Δ cons vs self-consistency at equal tokens [95% CI]", "lost %",
+               "check tok", "re-encoded tok", "check s"]
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -93,8 +106,8 @@ def _md_table(head: list[str], rows: list[list[str]]) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def figures(cfg: EvalConfig, rows: list[dict], out: Path) -> list[Path]:
-    """Accuracy vs tokens (curve per signal over k) and accuracy vs retention (panel per L)."""
+def figures(cfg: EvalConfig, rows: list[dict], out: Path, sc_rows: list[dict]) -> list[Path]:
+    """cons vs tokens against self-consistency, avg@k|N vs tokens (curve per signal over k), avg@k|N vs retention."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,8 +115,29 @@ def figures(cfg: EvalConfig, rows: list[dict], out: Path) -> list[Path]:
 
     base = _find(rows, Setting(None))
     files = []
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     L = cfg.prefixes[0]
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    ax.fill_between([r["tokens"] for r in sc_rows], [100 * r["cons_ci"][0] for r in sc_rows],
+                    [100 * r["cons_ci"][1] for r in sc_rows], color="black", alpha=0.12, lw=0)
+    ax.plot([r["tokens"] for r in sc_rows], [100 * r["cons"] for r in sc_rows], color="black", lw=1.5,
+            label=f"self-consistency, n = 1..{cfg.n} (95 % CI)")
+    for s in cfg.signals:
+        pts = sorted((_find(rows, Setting(s, L, k)) for k in cfg.keeps), key=lambda r: r["tokens"])
+        ax.plot([r["tokens"] for r in pts], [100 * r["cons"] for r in pts], marker="o", lw=0.8,
+                label=f"{s} ({signal_type(s)})")
+    ax.scatter([base["tokens"]], [100 * base["cons"]], marker="*", s=160, color="black", label="no pruning", zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlabel("total tokens per problem (log)")
+    ax.set_ylabel("cons (final-answer accuracy, %)")
+    ax.set_title(f"pruned N = {cfg.n} → k ∈ {sorted(cfg.keeps)} at L = {L} vs self-consistency")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    files.append(out / "accuracy_vs_tokens.png")
+    fig.tight_layout()
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for s in cfg.signals:
         pts = sorted((_find(rows, Setting(s, L, k)) for k in cfg.keeps), key=lambda r: r["tokens"])
         ax.plot([r["tokens"] for r in pts], [100 * r["avg"] for r in pts], marker="o",
@@ -111,10 +145,10 @@ def figures(cfg: EvalConfig, rows: list[dict], out: Path) -> list[Path]:
     ax.scatter([base["tokens"]], [100 * base["avg"]], marker="*", s=160, color="black", label="no pruning", zorder=5)
     ax.set_xlabel("total tokens per problem")
     ax.set_ylabel(f"avg@k|{cfg.n} (%)")
-    ax.set_title(f"accuracy vs tokens (N = {cfg.n}, L = {L}, k ∈ {sorted(cfg.keeps)})")
+    ax.set_title(f"avg@k|N vs tokens (N = {cfg.n}, L = {L}, k ∈ {sorted(cfg.keeps)})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    files.append(out / "accuracy_vs_tokens.png")
+    files.append(out / "avg_vs_tokens.png")
     fig.tight_layout()
     fig.savefig(files[-1], dpi=110)
     plt.close(fig)
@@ -184,6 +218,48 @@ def comparison_tables(cfg: EvalConfig, units: list[dict], paths: dict, n_boot: i
     return out
 
 
+def budget_tables(cfg: EvalConfig, rows: list[dict], budget: dict, worst: list[dict]) -> list[tuple[str, str]]:
+    """Pruning against self-consistency at equal tokens, the self-consistency curve, the worst problems."""
+    L = cfg.prefixes[0]
+    table = []
+    for s in cfg.signals:
+        for k in cfg.keeps:
+            r = _find(rows, Setting(s, L, k))
+            vs = r["vs_sc"]
+            lost_ci = f"[{_pct(vs['lost_ci'][0])}, {_pct(vs['lost_ci'][1])}]"
+            table.append([r["label"], signal_type(s), _pct(r["cons"]), f"{r['tokens']:,.0f}", f"{vs['sc_n']:.1f}",
+                          _pct(vs["sc_cons"]), _gain(vs), f"{_pct(vs['lost'])} {lost_ci}", _pct(vs["fixed"]),
+                          _pct(vs["broken"])])
+    note = ("Self-consistency: the majority vote of n of the same unpruned paths, drawn at random (mean over "
+            "subsets); at a pruned setting's mean tokens per problem it uses n* = tokens / mean path tokens, its "
+            "cons interpolated linearly between the two nearest n (running either n in the right proportions "
+            "costs exactly those tokens). Δ is paired by problem. lost: some launched path was right but no kept "
+            "path was; fixed / broken: pruning turned the unpruned N-path vote right / wrong.")
+    out = [(f"Pruning against self-consistency at equal tokens (L = {L})",
+            note + "\n\n" + _md_table(["setting", "type", "cons %", "tokens/problem", "self-consistency n*",
+                                        "self-consistency cons %", "Δ cons (points) [95% CI]", "lost % [95% CI]",
+                                        "fixed %", "broken %"], table))]
+    curve = budget["self_consistency"]
+    shown = sorted({r["n"] for r in curve if r["n"] & (r["n"] - 1) == 0} | {curve[-1]["n"]})
+    out.append(("Self-consistency on the same paths (no pruning, n random paths voted)",
+                _md_table(["n", "tokens/problem", "cons % [95% CI]"],
+                          [[str(r["n"]), f"{r['tokens']:,.0f}",
+                            f"{_pct(r['cons'])} [{_pct(r['cons_ci'][0])}, {_pct(r['cons_ci'][1])}]"]
+                           for r in curve if r["n"] in shown])))
+    fmt = lambda x: "–" if x is None else f"{x:.4g}"  # noqa: E731
+    for i, w in enumerate(worst, 1):
+        head = (f"Worst problem {i}: {w['unit_id']} (lost by {len(w['lost_by'])} of {len(cfg.signals)} signals "
+                f"at {L}:{cfg.keeps[0]})")
+        note = (f"reference {w['reference']}; {w['right']} of {w['paths']} launched paths right; the unpruned vote is "
+                f"{'right' if w['vote_correct'] else 'wrong'}. Rank 1 = the signal's best-scored live path.")
+        out.append((head, note + "\n\n" + _md_table(
+            ["signal", "type", "right kept", "vote", "best right path: rank", "its score", "last kept score"],
+            [[r["signal"], signal_type(r["signal"]), f"{r['kept_right']} of {r['kept']}",
+              "right" if r["vote_correct"] else "wrong", "–" if r["best_right_rank"] is None else str(r["best_right_rank"]),
+              fmt(r["best_right_score"]), fmt(r["cutoff_score"])] for r in w["signals"]])))
+    return out
+
+
 def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
     """Summarise a run directory and write summary.json, report.md, the figures and report.html."""
     run_dir = Path(run_dir)
@@ -195,14 +271,22 @@ def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
                                n_boot=n_boot) for d in datasets}
     if len(datasets) > 1:
         by_dataset["all"] = rows
-    write_json_atomic(run_dir / "summary.json", {"config": cfg.__dict__, "rows": rows, "by_dataset": by_dataset})
-    images = figures(cfg, rows, run_dir)
+    budget = equal_budget(units, paths, settings, n_boot=n_boot)
+    for row in rows:
+        if row["label"] in budget["settings"]:
+            row["vs_sc"] = budget["settings"][row["label"]]
+    worst = worst_problems(units, paths, cfg.signals, cfg.prefixes[0], cfg.keeps[0])
+    write_json_atomic(run_dir / "summary.json", {"config": cfg.__dict__, "rows": rows, "by_dataset": by_dataset,
+                                                 "self_consistency": budget["self_consistency"],
+                                                 "worst_problems": worst})
+    images = figures(cfg, rows, run_dir, budget["self_consistency"])
     main = paper_table(cfg, by_dataset)
     detail = _md_table(DETAIL_HEAD, detail_rows(cfg, rows))
     title = f"pathprune evaluation: {cfg.model}, N = {cfg.n}, L = {cfg.prefixes[0]}, k = {cfg.keeps[0]}"
     sections = [("Main table", main), ("All signals at the main setting", detail)]
     extra = comparison_tables(cfg, units, paths, n_boot)
-    sections += extra
+    budget_sections = budget_tables(cfg, rows, budget, worst)
+    sections += budget_sections[:2] + extra + budget_sections[2:]  # the worst problems close the report
     markdown = "\n\n".join([f"# {title}"] + [f"## {h}\n\n{t}" for h, t in sections] + ["## Figures"]
                            + [f"![{p.stem}]({p.name})" for p in images]) + "\n"
     (run_dir / "report.md.tmp").write_text(markdown)

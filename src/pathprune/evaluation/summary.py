@@ -36,6 +36,31 @@ def bootstrap_mean(values: np.ndarray, draws: np.ndarray) -> tuple[float, float]
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+class ByProblem:
+    """Per-problem means over a problem's seeds, and the bootstrap that resamples problems.
+
+    Seeds of one problem are not independent, so a problem's value is the mean over its
+    (problem, seed) units and the 95 % intervals resample problems.
+    """
+
+    def __init__(self, units: list[dict], n_boot: int = 1000, seed: int = 0):
+        self.problems = sorted({u["problem_id"] for u in units})
+        index = {pid: i for i, pid in enumerate(self.problems)}
+        self.owner = np.array([index[u["problem_id"]] for u in units])
+        self.weight = 1 / np.bincount(self.owner, minlength=len(self.problems))[self.owner]
+        self.draws = np.random.default_rng(seed).integers(0, len(self.problems), size=(n_boot, len(self.problems)))
+
+    def mean(self, values) -> np.ndarray:
+        """Per-unit values (or rows of them) -> per-problem means, problems along the first axis."""
+        values = np.asarray(values, dtype=float)
+        out = np.zeros((len(self.problems), *values.shape[1:]))
+        np.add.at(out, self.owner, values * self.weight.reshape(-1, *[1] * (values.ndim - 1)))
+        return out
+
+    def interval(self, per_problem: np.ndarray) -> tuple[float, float]:
+        return bootstrap_mean(per_problem, self.draws)
+
+
 def summarise(units: list[dict], paths: dict[str, list[dict]], settings: list[Setting],
               n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """One row per setting: metrics, intervals, token breakdown and Δ against no pruning.
@@ -45,15 +70,8 @@ def summarise(units: list[dict], paths: dict[str, list[dict]], settings: list[Se
     """
     if not units:
         return []
-    problems = sorted({u["problem_id"] for u in units})
-    index = {pid: i for i, pid in enumerate(problems)}
-    owner = np.array([index[u["problem_id"]] for u in units])
-    weight = 1 / np.bincount(owner, minlength=len(problems))[owner]  # mean over a problem's seeds
-
-    def per_problem(values) -> np.ndarray:
-        return np.bincount(owner, weights=np.asarray(values, dtype=float) * weight, minlength=len(problems))
-
-    draws = np.random.default_rng(seed).integers(0, len(problems), size=(n_boot, len(problems)))
+    by = ByProblem(units, n_boot, seed)
+    problems, per_problem, draws = by.problems, by.mean, by.draws
     base = per_problem([sum(p["tokens"] for p in paths[u["unit_id"]]) for u in units])
     rows = []
     for setting in settings:
@@ -112,11 +130,7 @@ def paired_gain(units: list[dict], paths: dict[str, list[dict]], a: Setting, b: 
                 n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     """Mean per-problem difference metric(a) − metric(b) on the same paths, with its 95 % bootstrap interval."""
     fn = METRICS[metric]
-    problems = sorted({u["problem_id"] for u in units})
-    index = {pid: i for i, pid in enumerate(problems)}
-    owner = np.array([index[u["problem_id"]] for u in units])
-    diff = np.array([fn(outcome(u, paths[u["unit_id"]], a)) - fn(outcome(u, paths[u["unit_id"]], b)) for u in units])
-    per = np.bincount(owner, weights=diff, minlength=len(problems)) / np.bincount(owner, minlength=len(problems))
-    draws = np.random.default_rng(seed).integers(0, len(problems), size=(n_boot, len(problems)))
-    lo, hi = bootstrap_mean(per, draws)
+    by = ByProblem(units, n_boot, seed)
+    per = by.mean([fn(outcome(u, paths[u["unit_id"]], a)) - fn(outcome(u, paths[u["unit_id"]], b)) for u in units])
+    lo, hi = by.interval(per)
     return float(per.mean()), lo, hi
