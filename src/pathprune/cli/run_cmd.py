@@ -46,7 +46,8 @@ def run(
     problems_per_batch: int = typer.Option(4, help="Problems sampled together (N rows each)."),
 ) -> None:
     """Sample N paths per problem, prune at the schedule's checkpoints with a signal, finish the rest, vote."""
-    from ..engine import Pruner, SamplingParams
+    from ..engine import Pruner, SamplingParams, Schedule
+    from ..evaluation.problems import solve
     from ..io.runlog import RunLog, write_json_atomic
     from ..models import load_model
 
@@ -56,15 +57,16 @@ def run(
     config = {"model": model, "benchmark": benchmark, "testbed_split": testbed_split, "levels": levels,
               "per_level": per_level, "limit": limit, "signal": signal, "schedule": schedule,
               "sampling": sampling.__dict__, "problems_per_batch": problems_per_batch}
+    Schedule.of(schedule).check(sampling.n, sampling.max_new_tokens)  # before loading anything
     m, tok = load_model(model)
-    pruner = Pruner(m, tok, signal, schedule, sampling, problems_per_batch=problems_per_batch)
+    pruner = Pruner((m, tok), signal, schedule, problems_per_batch=problems_per_batch)
     log = RunLog(out, config)
     todo = [p for p in problems if p.id not in log.done]
     with progress_bar() as bar:
         task = bar.add_task("problems", total=len(problems), completed=len(problems) - len(todo))
         for start in range(0, len(todo), problems_per_batch):
-            for res in pruner.run(todo[start:start + problems_per_batch]):
-                log.append(res.as_dict(), [{"problem_id": res.problem.id, **p.as_dict()} for p in res.paths])
+            for res in solve(pruner, todo[start:start + problems_per_batch], sampling):
+                log.append(res.as_dict(), res.path_rows())
                 bar.advance(task)
     rows = log.units
     summary = {

@@ -94,7 +94,8 @@ def sample(
     seed: int = typer.Option(0),
     model: str = typer.Option("testbed"),
 ) -> None:
-    from ..engine.sampling import SamplingParams, sample as run_sample
+    from ..engine.loop import sample as run_sample
+    from ..engine.sampling import SamplingParams
     from ..models import load_model
     from ..testbed.families import FAMILIES
     from ..testbed.problems import generate

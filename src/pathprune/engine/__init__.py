@@ -1,10 +1,17 @@
-"""The Launch–Check–Resume engine."""
+"""The Launch–Check–Resume engine: its contract with signals, the backend seam, the loop and the Pruner."""
 
 from .accounting import StageTimes, TokenUsage
+from .backend import Backend, TransformersBackend
 from .batch import LiveBatch, PathRecord
-from .pruner import PathResult, ProblemResult, Pruner
-from .sampling import SamplingParams, encode_problem, sample
+from .contract import CheckView, Signal
+from .loop import launch_check_resume, sample
+from .pruner import PathOutput, Pruner, RequestOutput
+from .registry import available_signals, get_signal, register_signal
+from .request import Prompt, Request, encode_prompt
+from .sampling import SamplingParams
 from .schedule import Schedule, Stage
 
-__all__ = ["LiveBatch", "PathRecord", "PathResult", "ProblemResult", "Pruner", "SamplingParams", "Schedule",
-           "Stage", "StageTimes", "TokenUsage", "encode_problem", "sample"]
+__all__ = ["Backend", "CheckView", "LiveBatch", "PathOutput", "PathRecord", "Prompt", "Pruner", "Request",
+           "RequestOutput", "SamplingParams", "Schedule", "Signal", "Stage", "StageTimes", "TokenUsage",
+           "TransformersBackend", "available_signals", "encode_prompt", "get_signal", "launch_check_resume",
+           "register_signal", "sample"]

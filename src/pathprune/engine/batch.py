@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .features import entropy as token_entropy
 from .sampling import SamplingParams, choose_tokens, left_pad, path_keys, path_uniforms
 
 
@@ -46,9 +47,6 @@ class PathRecord:
     """One score per checkpoint the path reached alive."""
     pruned_at: int | None = None
     """Index of the stage that pruned this path (None: kept)."""
-    prefix_hidden: torch.Tensor | None = None
-    """Final-layer hidden state at the end of the prefix, at the last checkpoint reached."""
-
 
 
 def rows_by_problem(records: list[PathRecord]) -> list[list[int]]:
@@ -57,6 +55,7 @@ def rows_by_problem(records: list[PathRecord]) -> list[list[int]]:
     for row, rec in enumerate(records):
         groups.setdefault(rec.problem_index, []).append(row)
     return [sorted(rows, key=lambda r: records[r].path_index) for rows in groups.values()]
+
 
 class LiveBatch:
     """Unfinished paths in one batch, with their cache. Built by :meth:`launch`."""
@@ -69,7 +68,6 @@ class LiveBatch:
         self.mask = mask            # (R, T) 1 = real token; prompts are left-padded
         self.next_pos = next_pos    # (R, 1) position id of the next token
         self.logits = logits        # (R, V) next-token logits
-        self.hidden: torch.Tensor | None = None  # (R, H) at the last fed token, when requested
         self.check_tokens = 0       # tokens appended by probes (charged to the signal)
 
     def __len__(self) -> int:
@@ -103,12 +101,11 @@ class LiveBatch:
                    positions[:, -1:].repeat_interleave(n, 0) + 1,
                    out.logits[:, -1].float().repeat_interleave(n, 0))
 
-    def _forward(self, tokens: torch.Tensor, want_hidden: bool) -> None:
+    def _forward(self, tokens: torch.Tensor) -> None:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=-1)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.next_pos,
-                         cache=self.cache, use_cache=True, output_hidden_states=want_hidden)
+                         cache=self.cache, use_cache=True)
         self.logits = out.logits[:, -1].float()
-        self.hidden = out.hidden_states[-1][:, -1] if want_hidden else None
         self.next_pos = self.next_pos + 1
 
     @torch.no_grad()
@@ -131,8 +128,8 @@ class LiveBatch:
             chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
             top = logp.topk(top_logprobs, dim=-1).values.tolist() if top_logprobs else None
             entropy = None
-            if top_logprobs:  # banned tokens have logp = -inf: count them as 0 * log 0 = 0
-                entropy = (-torch.where(logp > -torch.inf, logp.exp() * logp, 0.0).sum(-1)).tolist()
+            if top_logprobs:
+                entropy = token_entropy(logp).tolist()
             for r, rec in enumerate(self.records):
                 rec.tokens.append(tokens[r].item())
                 rec.logprobs.append(chosen[r])
@@ -152,10 +149,7 @@ class LiveBatch:
             at_end = len(self.records[0].tokens) >= length
             if at_end and not feed_last:
                 break
-            self._forward(tokens, want_hidden=at_end)
-        if self.hidden is not None:
-            for rec, h in zip(self.records, self.hidden):
-                rec.prefix_hidden = h
+            self._forward(tokens)
         return finished
 
     def select(self, rows: torch.Tensor | list[int]) -> None:
@@ -164,8 +158,6 @@ class LiveBatch:
         self.cache.batch_select_indices(idx)
         self.mask, self.next_pos, self.logits = self.mask[idx], self.next_pos[idx], self.logits[idx]
         self.keys = self.keys[idx.cpu()]
-        if self.hidden is not None:
-            self.hidden = self.hidden[idx]
         self.records = [self.records[i] for i in idx.tolist()]
 
     def probe(self, input_ids: torch.Tensor | None = None, *, inputs_embeds: torch.Tensor | None = None,
@@ -202,6 +194,10 @@ class LiveBatch:
                 layer.keys, layer.values = keys.detach(), values.detach()
         self.check_tokens += rows * m
         return out
+
+    def free(self) -> None:
+        """Drop every row and its cache now (the batch is empty afterwards)."""
+        self.select([])
 
     def cache_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for layer in self.cache.layers for t in (layer.keys, layer.values))

@@ -1,91 +1,80 @@
-"""Launch–Check–Resume over many problems: the engine's user-facing surface.
+"""The user surface: plain prompts in, pruned answers out.
 
-    >>> from pathprune import load_model, SamplingParams
-    >>> from pathprune.engine import Pruner
-    >>> model, tok = load_model("testbed")
-    >>> pruner = Pruner(model, tok, signal="mean_logprob", schedule="24:4",
-    ...                 sampling=SamplingParams(n=16, max_new_tokens=160))
-    >>> results = pruner.run(problems)                     # doctest: +SKIP
-    >>> results[0].correct, results[0].usage.generated     # doctest: +SKIP
+    >>> from pathprune import Pruner, SamplingParams
+    >>> pruner = Pruner("testbed", signal="stop", schedule="16:4")
+    >>> outs = pruner.generate(["C 2 + 3 * 4 - 1 ="], SamplingParams(n=8, max_new_tokens=80))  # doctest: +SKIP
+    >>> outs[0].answer, outs[0].paths[0].kept, outs[0].usage.generated                        # doctest: +SKIP
 
 Paths are paused at each checkpoint, scored by the signal, and only the best
-paths of each problem resume; pruning is always a within-problem decision.
+paths of each prompt resume; pruning is always a within-prompt decision.
 Paths that end (EOS) before a checkpoint are complete: they are not ranked,
-they keep their answer and they vote, beside the k resumed paths.
+they keep their answer and they vote, beside the k resumed paths. No reference
+answers are involved: grading is a separate step (:mod:`pathprune.evaluation`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import time
-import zlib
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from ..errors import PathpruneError
-from ..signals import CheckView, Signal, get_signal
-from ..tasks.grading import answers_equal
 from ..tasks.answers import extract_answer
-from ..tasks.problem import Problem
 from .accounting import StageTimes, TokenUsage
+from .backend import Backend, TransformersBackend
 from .batch import LiveBatch, PathRecord, rows_by_problem
-from .sampling import SamplingParams, encode_problem, eos_ids, suppressed_ids
+from .contract import CheckView, Signal
+from .loop import check_context, launch_check_resume, request_key, resolve_seed
+from .registry import get_signal
+from .request import Prompt, Request, prompt_kind, question_of
+from .sampling import SamplingParams
 from .schedule import Schedule, Stage
+from .selection import majority, select_kept
+
+BACKENDS = ("transformers",)
 
 
 @dataclass
-class PathResult:
-    path_index: int
-    tokens: int
+class PathOutput:
+    """One sampled path."""
+
+    index: int
+    """Path index within its request (0..N-1)."""
+    token_ids: list[int]
+    """Generated tokens (EOS included when the path finished; a pruned path's prefix)."""
     text: str
     answer: str | None
-    correct: bool
+    """The path's extracted answer (None when pruned or when none was written)."""
     finished: bool
     """Ended with EOS (False: cut by max_new_tokens or pruned)."""
     kept: bool
     pruned_at: int | None
+    """Index of the schedule stage that pruned it."""
     scores: list[float]
+    """The signal's score at each checkpoint the path reached alive."""
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
 
 
 @dataclass
-class ProblemResult:
-    problem: Problem
-    paths: list[PathResult]
+class RequestOutput:
+    """One prompt's result: its paths, the kept paths' vote, and what it cost."""
+
+    request_id: str
+    prompt_token_ids: list[int]
+    paths: list[PathOutput]
     answer: str | None
     """Majority vote of the kept paths' answers (ties: the earliest path)."""
-    correct: bool
     usage: TokenUsage
     times: StageTimes
     memory: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"problem_id": self.problem.id, "reference": self.problem.answer, "answer": self.answer,
-                "correct": self.correct, "usage": self.usage.as_dict(), "times": self.times.as_dict(),
-                "memory": self.memory}
-
-
-def tie_key(score: float) -> float:
-    """Scores equal to 5 significant digits tie: paths with identical prefixes get scores that
-    differ only by float noise (~1e-7, from the batch layout), which must not decide the ranking.
-    (Noise straddling a rounding boundary can still split a tie; that is rare.)"""
-    return float(f"{score:.5g}")
-
-
-def keep_rows(records: list[PathRecord], scores: torch.Tensor, stage: Stage) -> list[int]:
-    """Rows to keep, chosen within each problem; ties go to the lower path index."""
-    kept: list[int] = []
-    for rows in rows_by_problem(records):
-        order = sorted(rows, key=lambda r: (-tie_key(scores[r].item()), records[r].path_index))
-        if stage.keep is not None:
-            kept += order[: stage.keep]
-        else:
-            kept += [r for r in order if scores[r].item() >= stage.threshold] or order[:1]
-    return sorted(kept)
 
 
 def score_view(signal: Signal, view: CheckView) -> torch.Tensor:
@@ -103,119 +92,160 @@ def reencoded_per_row(view: CheckView) -> list[int]:
     return [share + (row < extra) for row in range(len(view.records))]
 
 
-def majority(answers: list[str | None]) -> str | None:
-    counts = Counter(a for a in answers if a is not None)
-    return counts.most_common(1)[0][0] if counts else None
+def keep_rows(records: list[PathRecord], scores: torch.Tensor, stage: Stage) -> list[int]:
+    """Rows to keep, chosen within each problem (:func:`~pathprune.engine.selection.select_kept`)."""
+    kept: list[int] = []
+    for rows in rows_by_problem(records):
+        by_index = {records[r].path_index: r for r in rows}
+        chosen = select_kept([(records[r].path_index, scores[r].item()) for r in rows], stage.keep, stage.threshold)
+        kept += [by_index[i] for i in chosen]
+    return sorted(kept)
+
+
+def _is_single(prompts) -> bool:
+    """One prompt rather than a list of them: text, one chat (dicts) or one list of token ids."""
+    if isinstance(prompts, str):
+        return True
+    return isinstance(prompts, Sequence) and bool(prompts) and all(
+        isinstance(x, Mapping) or (isinstance(x, int) and not isinstance(x, bool)) for x in prompts)
+
+
+def _default_request_id(ids: list[int]) -> str:
+    """Same prompt, same id, same paths (for a given seed), whatever else is in the batch."""
+    return hashlib.sha256(str(ids).encode()).hexdigest()[:16]
 
 
 class Pruner:
-    """Sample N paths per problem, prune them at the schedule's checkpoints, finish the rest, vote.
+    """Sample N paths per prompt, prune them at the schedule's checkpoints, finish the rest, vote.
 
     Args:
-        model, tokenizer: from :func:`pathprune.load_model`.
-        signal: a :class:`Signal` or a registry spec such as ``"random"``.
-        schedule: ``"L:k[,L:k...]"``, a :class:`Schedule`, or None for no pruning.
-        sampling: sampling parameters; ``sampling.n`` is N, the paths per problem.
-        problems_per_batch: problems sampled together (N rows each).
+        model: an embedded name (``"testbed"``, ``"smollm2-135m"``), a Hugging Face directory, a ``.gguf``
+            file, a ``(model, tokenizer)`` pair, or a model object with ``tokenizer=``.
+        signal: a :class:`Signal` or a registry spec such as ``"stop"`` or ``"conf_lowest:8"``.
+        schedule: ``"L:k[,L:k...]"``, a :class:`Schedule`, ``"none"`` or None for no pruning.
+        answer_kind: how answers are extracted (``"math"``, ``"choice"``, ``"testbed"``, ``"text"``);
+            default ``"testbed"`` for the testbed model, else ``"math"``.
+        problems_per_batch: prompts sampled together (N rows each).
         top_logprobs: top-k log-probabilities kept per token for confidence signals.
+        backend: the generation backend (``"transformers"``).
     """
 
-    def __init__(self, model, tokenizer, signal: Signal | str = "random", schedule: Schedule | str | None = None,
-                 sampling: SamplingParams | None = None, *, problems_per_batch: int = 4, top_logprobs: int = 5):
-        self.model, self.tokenizer = model, tokenizer
-        self.signal = get_signal(signal)
-        self.sampling = sampling or SamplingParams()
-        if isinstance(schedule, str):
-            schedule = Schedule.parse(schedule) if schedule not in ("", "none") else Schedule.none()
-        self.schedule = (schedule or Schedule.none()).validate(self.sampling.n, self.sampling.max_new_tokens)
+    def __init__(self, model="testbed", signal: Signal | str = "random", schedule: Schedule | str | None = None,
+                 *, tokenizer=None, answer_kind: str | None = None, problems_per_batch: int = 4,
+                 top_logprobs: int = 5, backend: str = "transformers"):
+        if backend not in BACKENDS:
+            raise PathpruneError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}",
+                                 parameter="backend", value=backend)
         if problems_per_batch < 1:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
-        self.problems_per_batch, self.top_logprobs = problems_per_batch, top_logprobs
-        self.eos = torch.tensor(sorted(eos_ids(model, tokenizer)), dtype=torch.long)
-        self.banned = torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long)
-        self._limit = getattr(model.config, "max_position_embeddings", None)
+        if top_logprobs < 0:
+            raise PathpruneError(f"top_logprobs must be >= 0, got {top_logprobs}")
+        if isinstance(model, (str, Path)):
+            from ..models import load_model
 
-    def run(self, problems: list[Problem], progress=None) -> list[ProblemResult]:
-        """Results in input order; ``progress(k)`` is called after each batch of k problems."""
-        out: list[ProblemResult] = []
-        for start in range(0, len(problems), self.problems_per_batch):
-            chunk = problems[start:start + self.problems_per_batch]
-            out += self._run_batch(chunk)
+            answer_kind = answer_kind or ("testbed" if str(model) == "testbed" else None)
+            model, tokenizer = load_model(str(model))
+        elif isinstance(model, tuple):
+            model, tokenizer = model
+        if tokenizer is None:
+            raise PathpruneError("give the model's tokenizer: Pruner((model, tokenizer)) or tokenizer=")
+        self.model, self.tokenizer = model, tokenizer
+        self.backend: Backend = TransformersBackend(model, tokenizer)
+        self.signal = get_signal(signal)
+        self.schedule = Schedule.of(schedule)
+        self.answer_kind = answer_kind or "math"
+        self.problems_per_batch, self.top_logprobs = problems_per_batch, top_logprobs
+
+    # -- the user surface ----------------------------------------------------------------------
+    def generate(self, prompts: Prompt | Sequence[Prompt], params: SamplingParams | None = None, *,
+                 signal: Signal | str | None = None, schedule: Schedule | str | None = None,
+                 answer_kind: str | None = None, request_ids: Sequence[str] | None = None,
+                 abort: Callable[[int], bool] | None = None,
+                 progress: Callable[[int], None] | None = None) -> list[RequestOutput]:
+        """Pruned parallel reasoning for each prompt (text, chat messages or token ids); outputs in input order.
+
+        ``signal`` and ``schedule`` override the pruner's for this call. ``request_ids`` key each prompt's random
+        streams (default: a hash of its token ids). ``abort(i)`` is asked after every checkpoint: True drops
+        prompt i's paths at once (a server's cancelled request). ``progress(k)`` follows each batch of k prompts.
+        """
+        prompts = [prompts] if _is_single(prompts) else list(prompts)
+        if not prompts:
+            raise PathpruneError("give at least one prompt")
+        if request_ids is not None and len(request_ids) != len(prompts):
+            raise PathpruneError(f"{len(request_ids)} request_ids for {len(prompts)} prompts")
+        kind = answer_kind or self.answer_kind
+        requests = []
+        for i, prompt in enumerate(prompts):
+            prompt_kind(prompt)  # a one-line error for what is not a prompt
+            ids = self.backend.encode(prompt)
+            rid = request_ids[i] if request_ids is not None else _default_request_id(ids)
+            requests.append(Request(rid, tuple(ids), question_of(self.tokenizer, prompt), kind))
+        return self.run(requests, params, signal=signal, schedule=schedule, abort=abort, progress=progress)
+
+    def run(self, requests: Sequence[Request], params: SamplingParams | None = None, *,
+            signal: Signal | str | None = None, schedule: Schedule | str | None = None,
+            abort: Callable[[int], bool] | None = None, progress: Callable[[int], None] | None = None,
+            problems_per_batch: int | None = None) -> list[RequestOutput]:
+        """:meth:`generate` for prompts already encoded as :class:`Request` objects (evaluation attaches
+        references there for label-reading signals; a server runs its merged requests as one batch)."""
+        params = params or SamplingParams()
+        signal = self.signal if signal is None else get_signal(signal)
+        schedule = (self.schedule if schedule is None else Schedule.of(schedule)).check(params.n,
+                                                                                      params.max_new_tokens)
+        requests = list(requests)
+        names = [f"prompt {i}" if len(requests) > 1 else "prompt" for i in range(len(requests))]
+        check_context(self.backend, [list(r.prompt_ids) for r in requests], params.max_new_tokens, names)
+        per_batch = problems_per_batch or self.problems_per_batch
+        out: list[RequestOutput] = []
+        for start in range(0, len(requests), per_batch):
+            chunk = requests[start:start + per_batch]
+            drop = None if abort is None else (lambda i, start=start: abort(start + i))
+            out += self._run_batch(chunk, params, signal, schedule, drop)
             if progress:
                 progress(len(chunk))
         return out
 
-    def encode(self, problems: list[Problem]) -> list[list[int]]:
-        """Prompt token ids, checked against the model's context (subclasses may supply their own)."""
-        prompts = [encode_problem(self.tokenizer, p) for p in problems]
-        for p, ids in zip(problems, prompts):
-            if self._limit and len(ids) + self.sampling.max_new_tokens > self._limit:
-                raise PathpruneError(f"problem {p.id!r}: prompt ({len(ids)} tokens) + max_new_tokens "
-                                     f"({self.sampling.max_new_tokens}) exceeds the model's context of {self._limit}")
-        return prompts
-
-    def after_check(self, batch: LiveBatch) -> None:
-        """Called after every checkpoint's pruning with the surviving rows; a subclass may drop more
-        (``batch.select``), e.g. a server dropping cancelled requests. Default: nothing."""
-
     @torch.no_grad()
-    def _run_batch(self, problems: list[Problem]) -> list[ProblemResult]:
-        prompts = self.encode(problems)
-        seed = self.sampling.seed if self.sampling.seed is not None else int(torch.randint(0, 2**62, ()).item())
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        times, memory, check_per_problem, reenc = StageTimes(), {}, Counter(), Counter()
+    def _run_batch(self, requests: list[Request], params: SamplingParams, signal: Signal, schedule: Schedule,
+                   abort: Callable[[int], bool] | None) -> list[RequestOutput]:
+        seed = resolve_seed(params.seed)
+        check_tokens, reencoded, memory = Counter(), Counter(), {}
 
-        t0 = time.perf_counter()
-        batch = LiveBatch.launch(self.model, prompts, self.sampling.n, pad, seed,
-                                 problem_keys=[zlib.crc32(p.id.encode()) for p in problems])
-        records = list(batch.records)
-        decode = dict(params=self.sampling, eos=self.eos, banned=self.banned,
-                      top_logprobs=self.top_logprobs)
-        for s, stage in enumerate(self.schedule.stages):
-            batch.decode_until(stage.prefix_tokens, feed_last=True, **decode)
-            t1 = time.perf_counter()
-            if s == 0:
-                times.launch += t1 - t0
-            else:
-                times.resume += t1 - t0
-            if not len(batch):
-                t0 = t1
-                break
-            self._check(batch, problems, s, stage, seed, check_per_problem, reenc, memory)
-            self.after_check(batch)
-            t0 = time.perf_counter()
-            times.check += t0 - t1
-        batch.decode_until(self.sampling.max_new_tokens, feed_last=False, **decode)
-        t1 = time.perf_counter()
-        if self.schedule.stages:
-            times.resume += t1 - t0
-        else:
-            times.launch += t1 - t0
-        return [self._result(p, len(prompts[i]), [r for r in records if r.problem_index == i],
-                             check_per_problem[i], reenc[i], times.scaled(1 / len(problems)), memory)
-                for i, p in enumerate(problems)]
+        def on_check(batch: LiveBatch, s: int) -> None:
+            """Score the paused paths, mark the losers pruned and drop their cache rows."""
+            view = CheckView(batch, requests, self.tokenizer, stage=s, seed=seed)
+            before = batch.check_tokens
+            scores = score_view(signal, view)
+            per_row = (batch.check_tokens - before) // len(batch)
+            for rec, score, reenc in zip(batch.records, scores.tolist(), reencoded_per_row(view)):
+                rec.scores.append(score)
+                check_tokens[rec.problem_index] += per_row
+                reencoded[rec.problem_index] += reenc
+            kept = keep_rows(batch.records, scores, schedule.stages[s])
+            for row in set(range(len(batch))) - set(kept):
+                batch.records[row].pruned_at = s
+            memory.setdefault("cache_bytes_before_first_prune", batch.cache_bytes())
+            self.backend.select(batch, kept)
+            memory.setdefault("cache_bytes_after_first_prune", batch.cache_bytes())
+            if abort is not None:
+                live = [row for row, rec in enumerate(batch.records) if not abort(rec.problem_index)]
+                if len(live) < len(batch):
+                    self.backend.select(batch, live)  # frees aborted requests' cache rows now, not at the end
 
-    def _check(self, batch: LiveBatch, problems: list[Problem], s: int, stage: Stage, seed: int,
-               check_tokens: Counter, reencoded: Counter, memory: dict) -> None:
-        """Score the paused paths, mark the losers pruned and drop their cache rows."""
-        view = CheckView(batch, problems, self.tokenizer, stage=s, seed=seed)
-        before = batch.check_tokens
-        scores = score_view(self.signal, view)
-        per_row = (batch.check_tokens - before) // len(batch)
-        for rec, score, reenc in zip(batch.records, scores.tolist(), reencoded_per_row(view)):
-            rec.scores.append(score)
-            check_tokens[rec.problem_index] += per_row
-            reencoded[rec.problem_index] += reenc
-        kept = keep_rows(batch.records, scores, stage)
-        for row in set(range(len(batch))) - set(kept):
-            batch.records[row].pruned_at = s
-        memory.setdefault("cache_bytes_before_first_prune", batch.cache_bytes())
-        batch.select(kept)
-        memory.setdefault("cache_bytes_after_first_prune", batch.cache_bytes())
+        trace = launch_check_resume(self.backend, [list(r.prompt_ids) for r in requests],
+                                    [request_key(r.id) for r in requests], params, seed,
+                                    [s.prefix_tokens for s in schedule.stages], on_check, self.top_logprobs)
+        decode = trace.decode_seconds
+        times = StageTimes(launch=decode[0], check=sum(trace.check_seconds), resume=sum(decode[1:]))
+        times = times.scaled(1 / len(requests))
+        last = schedule.stages[-1].prefix_tokens if schedule.stages else 0
+        return [self._output(r, [rec for rec in trace.records if rec.problem_index == i], last,
+                             check_tokens[i], reencoded[i], times, memory)
+                for i, r in enumerate(requests)]
 
-    def _result(self, problem, prompt_len, records, check_tokens, reencoded, times, memory) -> ProblemResult:
-        last = self.schedule.stages[-1].prefix_tokens if self.schedule.stages else 0
-        usage = TokenUsage(prompt=prompt_len, check=check_tokens, reencoded=reencoded)
+    def _output(self, request: Request, records: list[PathRecord], last: int, check_tokens: int,
+                reencoded: int, times: StageTimes, memory: dict) -> RequestOutput:
+        usage = TokenUsage(prompt=len(request.prompt_ids), check=check_tokens, reencoded=reencoded)
         paths = []
         for rec in records:
             n_tok = len(rec.tokens)
@@ -225,10 +255,8 @@ class Pruner:
                 usage.kept_prefix += min(n_tok, last)
                 usage.kept_continuation += max(0, n_tok - last)
             text = self.tokenizer.decode(rec.tokens, skip_special_tokens=True)
-            answer = extract_answer(text, problem.answer_kind) if rec.pruned_at is None else None
-            paths.append(PathResult(rec.path_index, n_tok, text, answer,
-                                    answers_equal(problem.answer, answer, problem.answer_kind),
-                                    rec.finished, rec.pruned_at is None, rec.pruned_at, rec.scores))
+            answer = extract_answer(text, request.answer_kind) if rec.pruned_at is None else None
+            paths.append(PathOutput(rec.path_index, list(rec.tokens), text, answer, rec.finished,
+                                    rec.pruned_at is None, rec.pruned_at, rec.scores))
         voted = majority([p.answer for p in paths if p.kept])
-        return ProblemResult(problem, paths, voted, answers_equal(problem.answer, voted, problem.answer_kind),
-                             usage, times, memory)
+        return RequestOutput(request.id, list(request.prompt_ids), paths, voted, usage, times, memory)

@@ -1,12 +1,7 @@
-"""Sampling parameters, per-path random streams, token choice, and plain batched sampling.
+"""Sampling parameters, per-path random streams and token choice.
 
-``sample`` is Launch without checkpoints; the decode loop itself lives in
-:class:`pathprune.engine.batch.LiveBatch`.
-
-    >>> params = SamplingParams(n=8, temperature=0.8, max_new_tokens=128, seed=1)
-    >>> paths = sample(model, tokenizer, [prompt_ids], params)  # doctest: +SKIP
-    >>> len(paths[0])                                            # doctest: +SKIP
-    8
+The decode loop lives in :class:`pathprune.engine.batch.LiveBatch`; plain batched
+sampling (Launch without checkpoints) is :func:`pathprune.engine.loop.sample`.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import PathpruneError
-from ..tasks.problem import Problem
 
 
 @dataclass(frozen=True)
@@ -48,37 +42,6 @@ class SamplingParams:
             if not ok:
                 value = getattr(self, name)
                 raise PathpruneError(f"{name} {rule}, got {value}", parameter=name, value=value)
-
-
-def encode_problem(tokenizer, problem: Problem) -> list[int]:
-    """Token ids of a problem's prompt (chat template when it has messages)."""
-    if problem.messages is not None:
-        if getattr(tokenizer, "chat_template", None):
-            ids = tokenizer.apply_chat_template(list(problem.messages), add_generation_prompt=True, tokenize=True,
-                                                return_dict=False)
-            return list(ids)
-        text = "\n\n".join(m["content"] for m in problem.messages)
-        return tokenizer(text).input_ids
-    return tokenizer(problem.prompt).input_ids
-
-
-def eos_ids(model, tokenizer) -> set[int]:
-    ids = model.generation_config.eos_token_id
-    ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) if ids is not None else set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
-
-
-def suppressed_ids(model, tokenizer) -> list[int]:
-    """Tokens a sampler must never emit: ``[STOP]``, padding (when distinct from EOS) and the model's own list."""
-    ids = set(model.generation_config.suppress_tokens or [])
-    stop = tokenizer.convert_tokens_to_ids("[STOP]") if "[STOP]" in tokenizer.get_vocab() else None
-    if stop is not None:
-        ids.add(stop)
-    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id not in eos_ids(model, tokenizer):
-        ids.add(tokenizer.pad_token_id)
-    return sorted(ids)
 
 
 def _lsr(z: torch.Tensor, k: int) -> torch.Tensor:
@@ -146,32 +109,3 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
         ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
         mask[row, width - len(p):] = 1
     return ids, mask
-
-
-def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams,
-           problem_keys: list[int] | None = None) -> list[list[list[int]]]:
-    """Sample ``params.n`` completions for every prompt; returns ``out[prompt][path] = token ids``.
-
-    ``problem_keys`` (e.g. CRC32 of problem ids) seed each prompt's paths; by
-    default the prompt's position in this call does.
-
-    Each prompt is prefilled once and its cache shared by its n paths. Rows
-    that emit EOS (kept as their last token) leave the batch at once. This is
-    Launch without checkpoints (:class:`~pathprune.engine.batch.LiveBatch`).
-    """
-    from .batch import LiveBatch
-
-    if not prompts or any(len(p) == 0 for p in prompts):
-        raise PathpruneError("every prompt must have at least one token")
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit and max(map(len, prompts)) + params.max_new_tokens > limit:
-        raise PathpruneError(f"prompt + max_new_tokens exceeds the model's context of {limit} tokens")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
-    batch = LiveBatch.launch(model, prompts, params.n, pad, seed, problem_keys)
-    records = list(batch.records)
-    batch.decode_until(params.max_new_tokens, params, torch.tensor(sorted(eos_ids(model, tokenizer))),
-                       torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long), top_logprobs=0,
-                       feed_last=False)
-    n = params.n
-    return [[r.tokens for r in records[i * n:(i + 1) * n]] for i in range(len(prompts))]

@@ -21,20 +21,23 @@ one shared pass cannot reproduce exactly; use ``pathprune run`` for cascades.
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from ..engine.backend import TransformersBackend
 from ..engine.batch import LiveBatch
-from ..engine.pruner import Pruner, reencoded_per_row, score_view
+from ..engine.contract import CheckView, Signal
+from ..engine.loop import check_context, launch_check_resume, request_key, resolve_seed
+from ..engine.pruner import reencoded_per_row, score_view
+from ..engine.registry import get_signal
 from ..engine.sampling import SamplingParams
 from ..errors import PathpruneError
-from ..signals import CheckView, Signal, get_signal
 from ..tasks.answers import extract_answer
 from ..tasks.grading import answers_equal
 from ..tasks.problem import Problem
+from .problems import requests_for
 
 
 @dataclass
@@ -55,6 +58,8 @@ class SharedLaunch:
         sampling: ``sampling.n`` is N; ``max_new_tokens`` bounds every path.
     """
 
+    top_logprobs = 5  # the Pruner's default: confidence signals read the same top-k
+
     def __init__(self, model, tokenizer, signals: Sequence[Signal | str], checkpoints: Sequence[int],
                  sampling: SamplingParams, *, problems_per_batch: int = 4):
         if not signals:
@@ -67,8 +72,9 @@ class SharedLaunch:
         if not self.checkpoints or self.checkpoints[0] < 1 or self.checkpoints[-1] >= sampling.max_new_tokens:
             raise PathpruneError(f"checkpoints must lie in 1..{sampling.max_new_tokens - 1} "
                                  f"(max_new_tokens {sampling.max_new_tokens}), got {list(checkpoints)}")
-        # the Pruner supplies prompt encoding and limits, EOS and banned ids: one definition for both
-        self._base = Pruner(model, tokenizer, "random", None, sampling, problems_per_batch=problems_per_batch)
+        if problems_per_batch < 1:
+            raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
+        self.backend = TransformersBackend(model, tokenizer)
         self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
         self.problems_per_batch = problems_per_batch
 
@@ -82,30 +88,20 @@ class SharedLaunch:
 
     @torch.no_grad()
     def _run_batch(self, problems: list[Problem]) -> list[ProblemLog]:
-        base, tok, params = self._base, self.tokenizer, self.sampling
-        prompts = base.encode(problems)
-        seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        decode = dict(params=params, eos=base.eos, banned=base.banned, top_logprobs=base.top_logprobs)
+        tok, params = self.tokenizer, self.sampling
+        requests = requests_for(self.backend, problems)
+        prompts = [list(r.prompt_ids) for r in requests]
+        check_context(self.backend, prompts, params.max_new_tokens, [f"problem {p.id!r}" for p in problems])
+        seed = resolve_seed(params.seed)
         # per (problem index, path index): {signal: {L: (score, check tokens, re-encoded tokens)}}
         scored: dict[tuple[int, int], dict[str, dict[str, list]]] = {}
         check_seconds: dict[str, dict[str, float]] = {name: {} for name in self.names}
-        launch_seconds: dict[str, float] = {}
 
-        t0 = time.perf_counter()
-        batch = LiveBatch.launch(self.model, prompts, params.n, pad, seed,
-                                 problem_keys=[zlib.crc32(p.id.encode()) for p in problems])
-        records = list(batch.records)
-        paused = 0.0
-        for length in self.checkpoints:
-            batch.decode_until(length, feed_last=True, **decode)
-            launch_seconds[str(length)] = time.perf_counter() - t0 - paused
-            if not len(batch):
-                continue
-            t1 = time.perf_counter()
+        def on_check(batch: LiveBatch, stage: int) -> None:
+            length = self.checkpoints[stage]
             for name, signal in zip(self.names, self.signals):
                 # stage 0 for every checkpoint: each (L, k) is scored as the single-stage run L:k
-                view = CheckView(batch, problems, tok, stage=0, seed=seed)
+                view = CheckView(batch, requests, tok, stage=0, seed=seed)
                 before, ts = batch.check_tokens, time.perf_counter()
                 scores = score_view(signal, view).tolist()
                 check_seconds[name][str(length)] = time.perf_counter() - ts
@@ -113,9 +109,12 @@ class SharedLaunch:
                 for rec, score, reenc in zip(batch.records, scores, reencoded_per_row(view)):
                     slot = scored.setdefault((rec.problem_index, rec.path_index), {})
                     slot.setdefault(name, {})[str(length)] = [score, per_row, reenc]
-            paused += time.perf_counter() - t1
-        batch.decode_until(params.max_new_tokens, feed_last=False, **decode)
-        total = time.perf_counter() - t0 - paused
+
+        trace = launch_check_resume(self.backend, prompts, [request_key(r.id) for r in requests], params, seed,
+                                    self.checkpoints, on_check, self.top_logprobs)
+        decoded = [sum(trace.decode_seconds[:i + 1]) for i in range(len(self.checkpoints))]
+        launch_seconds = {str(length): t for length, t in zip(self.checkpoints, decoded)}
+        total = sum(trace.decode_seconds)
 
         share = 1 / len(problems)
         logs = []
@@ -127,7 +126,7 @@ class SharedLaunch:
                                 "check": {name: {k: round(v * share, 4) for k, v in per.items()}
                                           for name, per in check_seconds.items()}}}
             log = ProblemLog(unit)
-            for rec in (r for r in records if r.problem_index == i):
+            for rec in (r for r in trace.records if r.problem_index == i):
                 text = tok.decode(rec.tokens, skip_special_tokens=True)
                 answer = extract_answer(text, problem.answer_kind)
                 log.paths.append({

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engine.accounting import TokenUsage
-from ..engine.pruner import majority, tie_key
+from ..engine.selection import majority, select_kept
 from ..tasks.grading import answers_equal
 
 
@@ -62,8 +62,8 @@ def kept_paths(paths: list[dict], setting: Setting) -> list[int]:
         (live if entry is not None else ended).append((p, entry))
     if live and len(live) + len(ended) != len(paths):  # pragma: no cover - malformed logs
         raise ValueError("inconsistent path logs")
-    order = sorted(live, key=lambda pe: (-tie_key(pe[1][0]), pe[0]["path_index"]))
-    return sorted([p["path_index"] for p, _ in ended] + [p["path_index"] for p, _ in order[: setting.keep]])
+    winners = select_kept([(p["path_index"], entry[0]) for p, entry in live], keep=setting.keep)
+    return sorted([p["path_index"] for p, _ in ended] + winners)
 
 
 def outcome(unit: dict, paths: list[dict], setting: Setting) -> ProblemOutcome:

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.pruner import PathResult
+from ..engine.pruner import PathOutput
 
 
 @dataclass
 class Vote:
     answer: str | None
-    path: PathResult
+    path: PathOutput
     """The path returned as the response: the best-scored kept path with the voted answer."""
     weights: dict[str, float]
     """Total vote weight per answer."""
 
 
-def _weights(kept: list[PathResult], how: str) -> list[float]:
+def _weights(kept: list[PathOutput], how: str) -> list[float]:
     if how == "majority" or not any(p.scores for p in kept):
         return [1.0] * len(kept)
     scored = [p.scores[-1] for p in kept if p.scores]
@@ -36,14 +36,14 @@ def _weights(kept: list[PathResult], how: str) -> list[float]:
     return [fill if w is None else w for w in raw]
 
 
-def vote(paths: list[PathResult], how: str = "majority") -> Vote:
+def vote(paths: list[PathOutput], how: str = "majority") -> Vote:
     """The voted answer of ``paths`` (all paths of one prompt, pruned ones included)."""
-    kept = sorted((p for p in paths if p.kept), key=lambda p: p.path_index)
+    kept = sorted((p for p in paths if p.kept), key=lambda p: p.index)
     totals: dict[str, float] = {}
     for p, w in zip(kept, _weights(kept, how)):
         if p.answer is not None:
             totals[p.answer] = totals.get(p.answer, 0.0) + w
     answer = max(totals, key=totals.get) if totals else None  # max keeps the first of equal totals
     carriers = [p for p in kept if p.answer == answer] or kept
-    best = max(carriers, key=lambda p: (p.scores[-1] if p.scores else float("-inf"), -p.path_index))
+    best = max(carriers, key=lambda p: (p.scores[-1] if p.scores else float("-inf"), -p.index))
     return Vote(answer, best, totals)

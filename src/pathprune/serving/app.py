@@ -65,9 +65,8 @@ def resolve_schedule(config: ServerConfig, body, n: int, max_tokens: int) -> Sch
     """The request's schedule: its own, its keep/checkpoint, or the server default fitted to N and max_tokens."""
     if body.schedule is not None:
         text = body.schedule.strip()
-        schedule = Schedule.none() if text in ("", "none") else Schedule.parse(text)
-        return schedule.validate(n, max_tokens)
-    default = Schedule.none() if config.default_schedule in ("", "none") else Schedule.parse(config.default_schedule)
+        return Schedule.parse(text).check(n, max_tokens)
+    default = Schedule.parse(config.default_schedule)
     if body.keep is not None or body.checkpoint is not None:
         first = default.stages[0] if default.stages else None
         length = body.checkpoint or (first.prefix_tokens if first else None)
@@ -75,11 +74,11 @@ def resolve_schedule(config: ServerConfig, body, n: int, max_tokens: int) -> Sch
         if length is None or keep is None:
             raise PathpruneError("set both keep and checkpoint: this server has no default schedule",
                                  parameter="keep")
-        return Schedule((Stage(length, keep=keep),)).validate(n, max_tokens)
+        return Schedule((Stage(length, keep=keep),)).check(n, max_tokens)
     # the default adapts instead of failing: keeps capped at N, checkpoints past max_tokens dropped
     stages = tuple(Stage(s.prefix_tokens, keep=min(s.keep, n)) if s.keep is not None else s
                    for s in default.stages if s.prefix_tokens < max_tokens)
-    return Schedule(stages).validate(n, max_tokens)
+    return Schedule(stages).check(n, max_tokens)
 
 
 def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastAPI:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ..engine.pruner import ProblemResult
+from ..engine.pruner import RequestOutput
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 TOKEN_KINDS = ("prompt", "pruned_prefix", "kept_prefix", "kept_continuation", "check", "reencoded")
 
 
-def tokens_saved(result: ProblemResult) -> int:
+def tokens_saved(result: RequestOutput) -> int:
     """Estimated tokens pruning saved on one prompt.
 
     A pruned path would have run about as long as the kept paths that outlived
     the checkpoints did; it is charged what it generated, so the saving is the
     difference. (The true figure needs the path's unpruned run, which is never made.)
     """
-    kept = [p.tokens for p in result.paths if p.kept]
-    pruned = [p.tokens for p in result.paths if not p.kept]
+    kept = [p.num_tokens for p in result.paths if p.kept]
+    pruned = [p.num_tokens for p in result.paths if not p.kept]
     if not pruned or not kept:
         return 0
     longest_pruned = max(pruned)
@@ -53,7 +53,7 @@ class Metrics:
                                  ["reason", "stage"], registry=r)
         self.classify_inputs = Counter("pathprune_classify_inputs", "Prefixes scored by /classify.", registry=r)
 
-    def observe_results(self, results: list[ProblemResult]) -> None:
+    def observe_results(self, results: list[RequestOutput]) -> None:
         for res in results:
             usage = res.usage.as_dict()
             for kind in TOKEN_KINDS:

@@ -17,32 +17,32 @@ import uuid
 from typing import Iterator
 
 from ..engine.accounting import TokenUsage
-from ..engine.pruner import PathResult, ProblemResult
+from ..engine.pruner import PathOutput, RequestOutput
 from .aggregate import Vote, vote
 from .metrics import tokens_saved
 
 
-def usage_of(results: list[ProblemResult]) -> tuple[dict, TokenUsage]:
+def usage_of(results: list[RequestOutput]) -> tuple[dict, TokenUsage]:
     total = sum((r.usage for r in results), TokenUsage())
     read = total.prompt + total.check + total.reencoded
     return {"prompt_tokens": read, "completion_tokens": total.generated,
             "total_tokens": read + total.generated}, total
 
 
-def _path_dict(p: PathResult) -> dict:
+def _path_dict(p: PathOutput) -> dict:
     scores = [s if math.isfinite(s) else None for s in p.scores]  # JSON has no infinities (NaN scores rank -inf)
-    return {"index": p.path_index, "tokens": p.tokens, "kept": p.kept, "pruned_at": p.pruned_at,
+    return {"index": p.index, "tokens": p.num_tokens, "kept": p.kept, "pruned_at": p.pruned_at,
             "finished": p.finished, "answer": p.answer, "scores": scores, "text": p.text}
 
 
-def finish_reason(p: PathResult) -> str:
+def finish_reason(p: PathOutput) -> str:
     return "stop" if p.finished else "length"
 
 
 class Outcome:
     """One request's results, voted, ready to render as any of the response shapes."""
 
-    def __init__(self, results: list[ProblemResult], *, model: str, aggregation: str, return_paths: bool,
+    def __init__(self, results: list[RequestOutput], *, model: str, aggregation: str, return_paths: bool,
                  info: dict, batch_requests: int):
         self.results, self.model = results, model
         self.votes: list[Vote] = [vote(r.paths, aggregation) for r in results]
@@ -51,7 +51,7 @@ class Outcome:
         self.extension = {
             **info, "aggregation": aggregation, "batch_requests": batch_requests,
             "usage": total.as_dict(), "tokens_saved_estimate": sum(tokens_saved(r) for r in results),
-            "results": [{"answer": v.answer, "votes": v.weights, "path": v.path.path_index,
+            "results": [{"answer": v.answer, "votes": v.weights, "path": v.path.index,
                          "paths_kept": sum(p.kept for p in r.paths),
                          **({"paths": [_path_dict(p) for p in r.paths]} if return_paths else {})}
                         for v, r in zip(self.votes, results)],

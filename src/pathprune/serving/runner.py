@@ -4,7 +4,7 @@ Everything here runs on the scheduler's worker thread, never concurrently:
 the STOP module switches its adapter on the shared model during a check, and
 fast tokenizers are not safe to reconfigure from several threads.
 
-Requests whose :class:`GenerateSpec` are equal run as one :class:`Pruner` batch.
+Requests whose :class:`GenerateSpec` are equal run as one :meth:`Pruner.run` batch.
 That is exact, not an approximation: every path's randomness depends only on
 (seed, problem key, path index, step), and the server folds each request's seed
 into its problem key, so a request gets the same paths alone or merged.
@@ -12,7 +12,6 @@ into its problem key, so a request gets the same paths alone or merged.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +19,13 @@ from typing import Callable
 
 import torch
 
-from ..engine.pruner import Pruner, ProblemResult
-from ..engine.sampling import SamplingParams, encode_problem
+from ..engine.contract import Signal
+from ..engine.pruner import Pruner, RequestOutput
+from ..engine.registry import check_signal_name, get_signal
+from ..engine.request import Prompt, Request, encode_prompt, question_of
+from ..engine.sampling import SamplingParams
 from ..errors import PathpruneError
-from ..signals import Signal, available_signals, get_signal
-from ..tasks.problem import Problem
 from .config import ServerConfig
-
-Prompt = str | list[int] | tuple[dict[str, str], ...]
-"""Text, token ids, or chat messages."""
 
 
 @dataclass(frozen=True)
@@ -54,24 +51,8 @@ class ClassifyWork:
     """Checked prefixes, their [STOP] tails stripped (see :meth:`ModelRunner.prepare_classify`)."""
 
 
-class _ServingPruner(Pruner):
-    """A Pruner that takes pre-encoded prompts and drops cancelled requests' paths at each checkpoint."""
-
-    def __init__(self, *args, cancelled: Callable[[int], bool], **kwargs):
-        super().__init__(*args, **kwargs)
-        self._cancelled = cancelled
-
-    def encode(self, problems: list[Problem]) -> list[list[int]]:
-        return [list(p.meta["prompt_ids"]) for p in problems]  # encoded and checked by ModelRunner.encode
-
-    def after_check(self, batch) -> None:
-        live = [row for row, rec in enumerate(batch.records) if not self._cancelled(rec.problem_index)]
-        if len(live) < len(batch):
-            batch.select(live)  # frees the cancelled requests' cache rows now, not at the end
-
-
-def _problem_id(seed: int, ids: list[int]) -> str:
-    """Seeds the problem's random streams: same seed and prompt, same paths, whatever the batch."""
+def _request_id(seed: int, ids: list[int]) -> str:
+    """Seeds the request's random streams: same seed and prompt, same paths, whatever the batch."""
     return f"{seed}:{hashlib.sha256(str(ids).encode()).hexdigest()[:16]}"
 
 
@@ -88,6 +69,7 @@ class ModelRunner:
         self.vocab_size = self.model.get_input_embeddings().num_embeddings
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.answer_kind = "testbed" if config.model == "testbed" else "math"
+        self.pruner = Pruner((self.model, self.tokenizer), answer_kind=self.answer_kind)
         stop = stop_checkpoint_for(config)
         self._signals: dict[str, Signal] = {}
         self.stop_module = None
@@ -114,11 +96,7 @@ class ModelRunner:
         argument runs only when it is the server's default or listed in ``allow_signals``.
         """
         name, _, arg = spec.partition(":")
-        known = available_signals()
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; available: {', '.join(known)}"
-            raise PathpruneError(f"unknown signal {name!r}{hint}", parameter="signal", value=spec)
+        check_signal_name(spec)
         if arg and spec not in self.allowed_signals:
             raise PathpruneError(f"signal arguments are set by the server: {spec!r} is not enabled "
                                  f"(enabled: {', '.join(sorted(self.allowed_signals)) or 'none'})",
@@ -153,10 +131,8 @@ class ModelRunner:
                 ids = list(prompt)
                 self.check_ids(ids, what)
             else:
-                problem = Problem(id="", answer="", **({"messages": prompt} if isinstance(prompt, tuple)
-                                                      else {"prompt": prompt}))
                 try:
-                    ids = encode_problem(self.tokenizer, problem)
+                    ids = encode_prompt(self.tokenizer, prompt)
                 except Exception as err:  # e.g. a chat template that rejects a role: the request's fault
                     raise PathpruneError(f"cannot encode {what}: {type(err).__name__}: "
                                          f"{str(err).splitlines()[0][:200] if str(err) else ''}") from None
@@ -171,22 +147,20 @@ class ModelRunner:
 
     @torch.no_grad()
     def generate(self, spec: GenerateSpec, works: list[GenerateWork], encoded: list[list[list[int]]],
-                 cancelled: Callable[[int], bool]) -> list[list[ProblemResult]]:
+                 cancelled: Callable[[int], bool]) -> list[list[RequestOutput]]:
         """Run every prompt of ``works`` (same spec) as one launch batch; results per work.
 
         ``cancelled(w)`` says whether work ``w``'s client has gone; its paths are dropped at the next checkpoint.
         """
-        problems, owner = [], []
+        requests, owner = [], []
         for w, (work, prompts) in enumerate(zip(works, encoded)):
-            for ids in prompts:
-                problems.append(Problem(id=_problem_id(work.seed, ids), answer="", answer_kind=work.answer_kind,
-                                        prompt="", meta={"prompt_ids": ids}))
+            for prompt, ids in zip(work.prompts, prompts):
+                requests.append(Request(_request_id(work.seed, ids), tuple(ids), question_of(self.tokenizer, prompt),
+                                        work.answer_kind))
                 owner.append(w)
-        pruner = _ServingPruner(self.model, self.tokenizer, signal=self._signal(spec.signal), schedule=spec.schedule,
-                                sampling=spec.sampling, problems_per_batch=len(problems),
-                                cancelled=lambda problem_index: cancelled(owner[problem_index]))
-        results = pruner.run(problems)
-        per_work: list[list[ProblemResult]] = [[] for _ in works]
+        results = self.pruner.run(requests, spec.sampling, signal=self._signal(spec.signal), schedule=spec.schedule,
+                                  abort=lambda i: cancelled(owner[i]), problems_per_batch=len(requests))
+        per_work: list[list[RequestOutput]] = [[] for _ in works]
         for w, result in zip(owner, results):
             per_work[w].append(result)
         return per_work

@@ -23,23 +23,10 @@ from __future__ import annotations
 
 import torch
 
+from ..engine.features import group_confidence, token_confidence
 from ..errors import PathpruneError
-from .base import CheckView, Signal
-from .registry import register_signal
-
-
-def token_confidence(top_logprobs: list[list[float]]) -> torch.Tensor:
-    """(T,) token confidences from (T, k) top-k log-probabilities."""
-    if not top_logprobs:
-        return torch.zeros(0)
-    return -torch.tensor(top_logprobs, dtype=torch.float64).mean(-1)
-
-
-def group_confidence(conf: torch.Tensor, window: int) -> torch.Tensor:
-    """Means over every window of ``window`` consecutive tokens (one group if shorter)."""
-    if len(conf) <= window:
-        return conf.mean().reshape(1) if len(conf) else torch.zeros(1, dtype=conf.dtype)
-    return conf.unfold(0, window, 1).mean(-1)
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import register_signal
 
 
 class _Confidence(Signal):

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from ..errors import PathpruneError
-from .base import CheckView, Signal
-from .registry import register_signal
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import register_signal
 from .similarity import diversity_scores, greedy_order
 
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..engine.sampling import encode_problem
 from ..errors import PathpruneError
-from .base import CheckView, Signal
-from .registry import register_signal
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import register_signal
 
 AGGREGATES = {"last": lambda r: r[-1], "min": min, "mean": lambda r: sum(r) / len(r),
               "prod": lambda r: float(torch.tensor(r, dtype=torch.float64).prod())}
@@ -55,11 +54,7 @@ def parse_path_options(name: str, arg: str | None, allowed: set[str]) -> tuple[P
 
 def question_text(view: CheckView, problem_index: int) -> str:
     """The question as the generator saw it: its prompt ids decoded (chat markup stripped of special tokens)."""
-    problem = view.problems[problem_index]
-    if problem.messages is not None:
-        users = [m["content"] for m in problem.messages if m.get("role") == "user"]
-        return users[-1] if users else problem.messages[-1]["content"]
-    return problem.prompt
+    return view.requests[problem_index].question
 
 
 TESTBED_JUDGE = Path(__file__).resolve().parent / "judges" / "checkpoints" / "testbed"
@@ -102,7 +97,7 @@ class PrmSignal(Signal):
     def score(self, view: CheckView) -> torch.Tensor:
         inputs = self.inputs(view)
         rewards = self.model(view.batch.device).step_rewards(inputs)
-        view.charge(tokens=sum(map(len, inputs)), calls=len(inputs))
+        view.charge(tokens=sum(map(len, inputs)))
         return torch.tensor([AGGREGATES[self.agg](r) for r in rewards], dtype=torch.float32)
 
 
@@ -130,12 +125,12 @@ class JudgeSignal(Signal):
         """What the judge reads: the generator's prompt ids and prefix, decoded (as in training)."""
         from .judges.retrain import judge_text
 
-        prompts = {i: view.tokenizer.decode(encode_problem(view.tokenizer, p), skip_special_tokens=True)
-                   for i, p in enumerate(view.problems)}
+        prompts = {i: view.tokenizer.decode(list(r.prompt_ids), skip_special_tokens=True)
+                   for i, r in enumerate(view.requests)}
         return [judge_text(prompts[r.problem_index], text) for r, text in zip(view.records, view.texts())]
 
     def score(self, view: CheckView) -> torch.Tensor:
         judge = self.model(view.batch.device)
         inputs = judge.encode(self.texts(view))
-        view.charge(tokens=sum(map(len, inputs)), calls=len(inputs))
+        view.charge(tokens=sum(map(len, inputs)))
         return judge.score_ids(inputs)

@@ -23,11 +23,13 @@ import zlib
 
 import torch
 
-from ..engine.sampling import SamplingParams, encode_problem, sample
+from ..engine.loop import sample
+from ..engine.sampling import SamplingParams
 from ..errors import PathpruneError
-from ..tasks.grading import grade
-from .base import CheckView, Signal
-from .registry import register_signal
+from ..tasks.answers import extract_answer
+from ..tasks.grading import answers_equal
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import register_signal
 
 
 @register_signal("oracle")
@@ -77,7 +79,15 @@ class OracleSignal(Signal):
     def score(self, view: CheckView) -> torch.Tensor:
         model, tok = view.batch.model, view.tokenizer
         budget = self.budget(model)
-        prompts = {i: encode_problem(tok, p) for i, p in enumerate(view.problems)}
+        missing = [r.id for r in view.requests if r.reference is None]
+        if missing:
+            raise PathpruneError(f"oracle grades continuations and needs each request's reference answer "
+                                 f"(none for {missing[0]!r}); run it through evaluation, which attaches them")
+        prompts = {i: list(r.prompt_ids) for i, r in enumerate(view.requests)}
+
+        def correct(request, tokens: list[int]) -> bool:
+            answer = extract_answer(tok.decode(tokens, skip_special_tokens=True), request.answer_kind)
+            return answers_equal(request.reference, answer, request.answer_kind)
         scores = torch.zeros(len(view.records))
         tokens = calls = 0
         seed = zlib.crc32(f"oracle:{view.seed}:{view.stage}".encode())
@@ -90,23 +100,21 @@ class OracleSignal(Signal):
             remaining = budget - length
             if remaining < 1:  # nothing left to generate: the prefix is the whole path
                 for row, rec in group:
-                    problem = view.problems[rec.problem_index]
-                    scores[row] = float(grade(problem, tok.decode(rec.tokens, skip_special_tokens=True))[1])
+                    scores[row] = float(correct(view.requests[rec.problem_index], list(rec.tokens)))
                 continue
             params = SamplingParams(n=self.k, temperature=self.temperature, top_p=self.top_p,
                                     max_new_tokens=remaining, seed=seed)
             for start in range(0, len(group), self.chunk):
                 part = group[start:start + self.chunk]
                 contexts = [prompts[rec.problem_index] + list(rec.tokens) for _, rec in part]
-                keys = [self.continuation_key(view.problems[rec.problem_index].id, rec.path_index, length)
+                keys = [self.continuation_key(view.requests[rec.problem_index].id, rec.path_index, length)
                         for _, rec in part]
                 conts = sample(model, tok, contexts, params, problem_keys=keys)
                 for (row, rec), ctx, outs in zip(part, contexts, conts):
-                    problem = view.problems[rec.problem_index]
-                    correct = [grade(problem, tok.decode(list(rec.tokens) + c, skip_special_tokens=True))[1]
-                               for c in outs]
-                    scores[row] = sum(correct) / len(correct)
+                    request = view.requests[rec.problem_index]
+                    right = [correct(request, list(rec.tokens) + c) for c in outs]
+                    scores[row] = sum(right) / len(right)
                     tokens += len(ctx) + sum(map(len, outs))
                     calls += len(outs)
-        view.charge(tokens=tokens, calls=calls)
+        view.charge(tokens=tokens)
         return scores

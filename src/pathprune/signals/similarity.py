@@ -17,8 +17,8 @@ import torch
 
 from ..engine.batch import rows_by_problem
 from ..errors import PathpruneError
-from .base import CheckView, Signal
-from .registry import register_signal
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import register_signal
 
 
 def ngrams(tokens: list[int], n: int) -> set[tuple[int, ...]]:

@@ -6,9 +6,10 @@ import zlib
 
 import torch
 
+from ..engine.features import mean_logprob
 from ..errors import PathpruneError
-from .base import CheckView, Signal
-from .registry import register_signal
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import register_signal
 
 
 @register_signal("random")
@@ -29,7 +30,7 @@ class RandomSignal(Signal):
     def score(self, view: CheckView) -> torch.Tensor:
         out = []
         for r in view.records:
-            problem_id = view.problems[r.problem_index].id
+            problem_id = view.requests[r.problem_index].id
             key = f"{self.seed}:{view.seed}:{view.stage}:{problem_id}:{r.path_index}".encode()
             out.append(torch.rand((), generator=torch.Generator().manual_seed(zlib.crc32(key))).item())
         return torch.tensor(out)
@@ -48,8 +49,3 @@ class MeanLogprobSignal(Signal):
 
     def score(self, view: CheckView) -> torch.Tensor:
         return torch.tensor([mean_logprob(r.logprobs) for r in view.records])
-
-
-def mean_logprob(logprobs: list[float]) -> float:
-    """Mean of a prefix's token log-probabilities (0 for an empty prefix)."""
-    return sum(logprobs) / max(1, len(logprobs))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .base import CheckView, Signal
-from .registry import register_signal
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import register_signal
 
 TESTBED_STOP = Path(__file__).resolve().parent.parent / "stop" / "checkpoints" / "testbed"
 TESTBED_STOP_LP = TESTBED_STOP.with_name("testbed-lp")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.sampling import left_pad, suppressed_ids
-from ..signals.confidence import group_confidence, token_confidence
+from ..engine.backend import suppressed_ids
+from ..engine.features import entropy, group_confidence, token_confidence
+from ..engine.sampling import left_pad
 
 
 def _generated_distributions(model, tokenizer, records: list[dict], batch_size: int):
@@ -44,7 +45,7 @@ def baseline_scores(model, tokenizer, records: list[dict], batch_size: int = 64,
     """{signal name: scores} for mean_logprob, neg_entropy, conf_mean, conf_lowest on the records' prefixes."""
     out = {"mean_logprob": [], "neg_entropy": [], "conf_mean": [], "conf_lowest": []}
     for _, lp, chosen in _generated_distributions(model, tokenizer, records, batch_size):
-        ent = -torch.where(lp > -torch.inf, lp.exp() * lp, 0.0).sum(-1)
+        ent = entropy(lp)
         conf = token_confidence(lp.topk(5, -1).values.tolist())
         out["mean_logprob"].append(chosen.mean().item())
         out["neg_entropy"].append(-ent.mean().item())

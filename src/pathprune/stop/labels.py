@@ -21,7 +21,9 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..engine.sampling import SamplingParams, encode_problem, sample
+from ..engine.loop import sample
+from ..engine.request import encode_prompt
+from ..engine.sampling import SamplingParams
 from ..errors import PathpruneError
 from ..io.runlog import RunLog
 from ..tasks.grading import grade
@@ -62,7 +64,7 @@ def _key(*parts) -> int:
 
 def label_problem(model, tok, problem: Problem, cfg: LabelConfig, provenance: dict) -> tuple[dict, list[dict]]:
     """Label one problem: (unit row, prefix records). No records when the problem is filtered out."""
-    prompt = encode_problem(tok, problem)
+    prompt = encode_prompt(tok, problem.input)
     params = SamplingParams(n=cfg.n_filter, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     paths = sample(model, tok, [prompt], params, problem_keys=[_key(problem.id)])[0]

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ..engine.features import LOGPROB_FEATURES
 from .config import StopConfig, fingerprint
 
 _SHARED = "_pathprune_peft"  # the PeftModel shared by every STOP module attached to one base model
@@ -60,12 +61,7 @@ def attach_adapter(model, lora=None, path=None):
 
 def logprob_features(logprobs: list[list[float]], names: list[str]) -> torch.Tensor:
     """(R, F) raw head features from each prefix's generated-token log-probabilities."""
-    from ..signals.simple import mean_logprob  # the same definition as the mean_logprob signal
-
-    def one(lp: list[float], name: str) -> float:
-        return mean_logprob(lp) if name == "mean_logprob" else min(lp, default=0.0)
-
-    return torch.tensor([[one(lp, n) for n in names] for lp in logprobs], dtype=torch.float32)
+    return torch.tensor([[LOGPROB_FEATURES[n](lp) for n in names] for lp in logprobs], dtype=torch.float32)
 
 
 class StopModule(nn.Module):

@@ -30,3 +30,8 @@ class Problem:
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError(f"problem {self.id!r}: set exactly one of prompt and messages")
+
+    @property
+    def input(self) -> str | tuple[dict[str, str], ...]:
+        """What the model is prompted with: the text or the chat messages."""
+        return self.messages if self.messages is not None else self.prompt

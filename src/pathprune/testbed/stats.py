@@ -12,7 +12,8 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from ..engine.sampling import SamplingParams, sample
+from ..engine.loop import sample
+from ..engine.sampling import SamplingParams
 from ..tasks.problem import Problem
 from .families import FAMILIES
 from .problems import suite

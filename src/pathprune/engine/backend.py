@@ -1,0 +1,97 @@
+"""The generation backend seam: launch, extend, probe, select, resume, free.
+
+The engine's loop (:mod:`pathprune.engine.loop`) talks to generation only
+through a :class:`Backend`; signals read the live batch it returns through
+:class:`~pathprune.engine.contract.CheckView`. :class:`TransformersBackend`
+is the first backend: a hand-written decode loop over a transformers model
+with one shared, live KV cache (:class:`~pathprune.engine.batch.LiveBatch`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from .batch import LiveBatch
+from .request import Prompt, encode_prompt
+from .sampling import SamplingParams
+
+
+class Backend(Protocol):
+    """What the engine needs from a generation backend."""
+
+    tokenizer: object
+    context: int | None
+    """Prompt + generated tokens the model accepts (None: unbounded)."""
+
+    def encode(self, prompt: Prompt) -> list[int]: ...
+
+    def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> LiveBatch: ...
+
+    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int) -> None:
+        """Decode every live path to ``length`` tokens and pause there (a checkpoint)."""
+
+    def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int) -> None:
+        """Decode every live path to its end (EOS or ``max_new_tokens``)."""
+
+    def select(self, batch: LiveBatch, rows: list[int]) -> None: ...
+
+    def free(self, batch: LiveBatch) -> None: ...
+
+
+def eos_ids(model, tokenizer) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) if ids is not None else set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def suppressed_ids(model, tokenizer) -> list[int]:
+    """Tokens a sampler must never emit: ``[STOP]``, padding (when distinct from EOS) and the model's own list."""
+    ids = set(model.generation_config.suppress_tokens or [])
+    stop = tokenizer.convert_tokens_to_ids("[STOP]") if "[STOP]" in tokenizer.get_vocab() else None
+    if stop is not None:
+        ids.add(stop)
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id not in eos_ids(model, tokenizer):
+        ids.add(tokenizer.pad_token_id)
+    return sorted(ids)
+
+
+class TransformersBackend:
+    """Generation with a transformers causal LM and its tokenizer (the default backend)."""
+
+    name = "transformers"
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+        self.eos = torch.tensor(sorted(eos_ids(model, tokenizer)), dtype=torch.long)
+        self.banned = torch.tensor(suppressed_ids(model, tokenizer), dtype=torch.long)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.context: int | None = getattr(model.config, "max_position_embeddings", None)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        return encode_prompt(self.tokenizer, prompt)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> LiveBatch:
+        return LiveBatch.launch(self.model, prompts, n, self.pad_id, seed, problem_keys=keys)
+
+    def _decode(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int,
+                feed_last: bool) -> None:
+        batch.decode_until(length, params, self.eos, self.banned, top_logprobs=top_logprobs, feed_last=feed_last)
+
+    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int) -> None:
+        self._decode(batch, length, params, top_logprobs, feed_last=True)
+
+    def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int) -> None:
+        self._decode(batch, params.max_new_tokens, params, top_logprobs, feed_last=False)
+
+    def select(self, batch: LiveBatch, rows: list[int]) -> None:
+        batch.select(rows)
+
+    def free(self, batch: LiveBatch) -> None:
+        batch.free()
