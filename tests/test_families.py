@@ -6,7 +6,9 @@ import pytest
 
 from pathprune.errors import PathpruneError
 from pathprune.testbed.families import FAMILIES, ChainProblem, ListProblem, NoiseConfig
-from pathprune.testbed.problems import SPLITS, generate, split_of, suite
+from pathprune.tasks import wordproblems
+from pathprune.tasks.splits import SPLITS, check_split
+from pathprune.testbed.problems import generate, split_of, suite
 from pathprune.testbed.train import make_batch, teacher_example
 from pathprune.testbed.tokenizer import VOCAB
 
@@ -78,6 +80,19 @@ def test_splits_are_disjoint_and_deterministic():
     again = [p.prompt for p in generate("list", 5, 10, "test", seed=3)]
     assert again == [p.prompt for p in generate("list", 5, 10, "test", seed=3)]
     assert len(set(again)) == 10
+
+
+def test_one_split_rule_for_testbed_and_word_problems():
+    """The 80 / 10 / 10 SHA-256 rule is shared and pinned: a change would move problems between splits."""
+    assert [split_of(t) for t in "abcdefghij"] == ["train"] * 5 + ["validation"] + ["train"] * 3 + ["test"]
+    counts = {s: sum(split_of(str(i)) == s for i in range(10000)) for s in SPLITS}
+    assert counts == {"train": 7950, "validation": 1035, "test": 1015}
+    assert generate("chain", 4, 2, "test", seed=0)[0].id == "chain-d4-d6f8341f99"
+    assert wordproblems.generate(2, 1, "validation", seed=0)[0].id == "wp-inventory-s2-b2d538e9e4"
+    for bad in (lambda: check_split("dev"), lambda: generate("chain", 2, 1, "dev"),
+                lambda: wordproblems.generate(1, 1, "dev")):
+        with pytest.raises(PathpruneError, match=r"^unknown split 'dev'; choose from \['train', 'validation', 'test'\]$"):
+            bad()
 
 
 def test_small_levels_never_duplicate():

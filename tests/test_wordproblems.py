@@ -7,7 +7,8 @@ import pytest
 
 from pathprune.cli import main
 from pathprune.errors import PathpruneError
-from pathprune.tasks import grade, wordproblems
+from pathprune.tasks import grade
+from pathprune.tasks.splits import SPLITS, split_of
 from pathprune.tasks.wordproblems import FORMATS, MAX_VALUE, TEMPLATES, from_spec, generate, parse_spec, solve, suite
 
 
@@ -24,13 +25,13 @@ def test_generation_is_deterministic_and_seeded():
 
 def test_splits_are_disjoint_across_seeds_and_levels():
     by_split = {s: {p.meta["question"] for seed in (0, 1) for p in suite(s, 30, seed, (1, 2, 3, 4))}
-                for s in wordproblems.SPLITS}
+                for s in SPLITS}
     assert all(len(v) > 50 for v in by_split.values())
     assert not by_split["train"] & by_split["validation"]
     assert not by_split["train"] & by_split["test"]
     assert not by_split["validation"] & by_split["test"]
     for s, questions in by_split.items():
-        assert all(wordproblems.split_of(q) == s for q in questions)
+        assert all(split_of(q) == s for q in questions)
 
 
 def _numbers(text):

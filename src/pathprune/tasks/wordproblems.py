@@ -27,16 +27,14 @@ level from ``--per-level`` and the seed from ``--seed``.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable
 
 from ..errors import PathpruneError
 from .loaders import MATH_INSTRUCTION
 from .problem import Problem
+from .splits import check_split, split_of, text_digest
 
-SPLITS = ("train", "validation", "test")
-_BOUNDS = {"train": (0, 80), "validation": (80, 90), "test": (90, 100)}
 MAX_LEVEL = 5
 MAX_VALUE = 200
 FORMATS = {
@@ -52,12 +50,6 @@ _PRONOUN = {"Anna": "She", "Carla": "She", "Emma": "She", "Grace": "She", "Ivy":
 _ITEMS = ("apples", "marbles", "stickers", "pencils", "stamps", "shells", "cards", "books")
 _THINGS = (("pen", "pens"), ("notebook", "notebooks"), ("cup", "cups"), ("ball", "balls"), ("toy car", "toy cars"))
 _TREATS = ("cookies", "muffins", "candies", "cupcakes")
-
-
-def split_of(text: str) -> str:
-    """80 / 10 / 10 split from a SHA-256 of the question text."""
-    bucket = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
-    return next(s for s, (lo, hi) in _BOUNDS.items() if lo <= bucket < hi)
 
 
 def apply(op: str, value: int, operand: int) -> int:
@@ -241,8 +233,8 @@ def check_args(levels, split: str | None = None, fmt: str = DEFAULT_FORMAT, temp
     if bad or not levels:
         raise PathpruneError(f"word-problem levels must lie in 1..{MAX_LEVEL}, got {list(levels)}",
                              parameter="levels", value=levels)
-    if split is not None and split not in SPLITS:
-        raise PathpruneError(f"unknown split {split!r}; choose from {list(SPLITS)}", parameter="split", value=split)
+    if split is not None:
+        check_split(split)
     if fmt not in FORMATS:
         raise PathpruneError(f"unknown answer format {fmt!r}; choose from {sorted(FORMATS)}", parameter="format",
                              value=fmt)
@@ -270,9 +262,8 @@ def generate(level: int, n: int, split: str = "test", seed: int = 0, templates: 
         if text in out or split_of(text) != split:
             continue
         answer = solve(spec)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
         out[text] = Problem(
-            id=f"wp-{template}-s{level}-{digest}",
+            id=f"wp-{template}-s{level}-{text_digest(text)}",
             answer=str(answer),
             answer_kind="math",
             messages=({"role": "user", "content": f"{text}\n{FORMATS[fmt]}"},),

@@ -1,7 +1,5 @@
-"""Deterministic testbed problem sets with hash-based, problem-level splits.
-
-A problem's split is a function of its prompt text alone, so the same problem
-can never land in two splits, whatever seed or difficulty generated it.
+"""Deterministic testbed problem sets with hash-based, problem-level splits
+(:mod:`pathprune.tasks.splits`: a problem's split is a function of its prompt text alone).
 
     >>> probs = generate("chain", difficulty=4, n=3, split="test", seed=0)
     >>> [p.meta["split"] for p in probs]
@@ -10,23 +8,14 @@ can never land in two splits, whatever seed or difficulty generated it.
 
 from __future__ import annotations
 
-import hashlib
 import random
-from typing import Literal
 
 from ..errors import PathpruneError
 from ..tasks.problem import Problem
+from ..tasks.splits import Split, check_split, split_of, text_digest
 from .families import FAMILIES
 
-Split = Literal["train", "validation", "test"]
-SPLITS: tuple[Split, ...] = ("train", "validation", "test")
-_BOUNDS = {"train": (0, 80), "validation": (80, 90), "test": (90, 100)}
-
-
-def split_of(prompt: str) -> Split:
-    """80 / 10 / 10 split from a SHA-256 of the prompt text."""
-    bucket = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16) % 100
-    return next(s for s, (lo, hi) in _BOUNDS.items() if lo <= bucket < hi)
+__all__ = ["check_family", "generate", "split_of", "suite"]  # split_of: re-exported from tasks.splits
 
 
 def check_family(family: str, difficulty: int | None = None) -> None:
@@ -46,8 +35,7 @@ def generate(family: str, difficulty: int, n: int, split: Split = "test", seed: 
     all), so fewer than ``n`` may come back; never a duplicate.
     """
     check_family(family, difficulty)
-    if split not in SPLITS:
-        raise PathpruneError(f"unknown split {split!r}; choose from {list(SPLITS)}")
+    check_split(split)
     fam = FAMILIES[family]
     rng = random.Random(f"{seed}:{family}:{difficulty}")
     out: dict[str, Problem] = {}
@@ -59,7 +47,7 @@ def generate(family: str, difficulty: int, n: int, split: Split = "test", seed: 
         if text in out or split_of(text) != split:
             continue
         out[text] = Problem(
-            id=f"{family}-d{difficulty}-{hashlib.sha256(text.encode()).hexdigest()[:10]}",
+            id=f"{family}-d{difficulty}-{text_digest(text)}",
             prompt=text,
             answer=fam.solve(spec),
             answer_kind="testbed",
