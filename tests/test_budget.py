@@ -146,3 +146,37 @@ def test_a_real_report_shows_the_equal_budget_comparison(tmp_path):
         assert vs["cons"] == pytest.approx(row["cons"]) and vs["tokens"] == pytest.approx(row["tokens"])
         assert 1 <= vs["sc_n"] <= 6 and 0 <= vs["lost"] <= 1
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
+
+
+def _run_dir(tmp_path):
+    from pathprune.evaluation.runs import EvalConfig
+    from pathprune.io.runlog import RunLog
+
+    cfg = EvalConfig(model="hand", signals=["s", "t"], n=3, prefixes=[10], keeps=[1])
+    log = RunLog(tmp_path / "run", {"eval": cfg.__dict__}, key="unit_id")
+    for u in UNITS:
+        log.append({**u, "seed": 0, "dataset": "hand", "seconds": {}}, [{"unit_id": u["unit_id"], **p}
+                                                                        for p in PATHS[u["unit_id"]]])
+    return tmp_path / "run"
+
+
+def test_law_check_on_a_run_by_hand(tmp_path, capsys):
+    from pathprune.cli import main
+    from pathprune.evaluation.law import check_on_run
+
+    run = _run_dir(tmp_path)
+    # C = 45 at L = 10, L_task = 25, γ = 1/3: N' = 45 / (10 + 15/3) = 3 paths, k' = 1: the settings above
+    res = check_on_run(run, 45, 10, 25, 1 / 3, n_boot=300, draws=3)
+    assert (res["checkpoint"], res["n_paths"], res["keep"], res["path_tokens"]) == (10, 3, 1, 25)
+    s, t = res["rows"]
+    assert s["gain"] == pytest.approx(-0.1) and s["verdict"] == "ties"
+    # t: A keeps its right path (30 tokens), B a wrong one (50): cons 1/2 at 40 tokens, n* = 1.6 -> 0.4/3 + 1.2/3
+    assert (t["cons"], t["sc_n"], t["sc_cons"]) == pytest.approx((0.5, 1.6, 1.6 / 3))
+    assert check_on_run(run, 1000, 12, 25, 1 / 3)["rows"] == []  # N' = 66 > the 3 launched paths
+    # the paper's γ at these tiny sizes is ~0: k' = 1 of N' = floor(35 / 10) = 3, the same comparison
+    assert main(["law", "recommend", "--budget", "35", "--prefix", "10", "--task-length", "25", "--run", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "N' = 3 paths, keep k' = 1 at L = 10" in out and "-10.0" in out and "ties" in out
+    assert main(["law", "recommend", "--budget", "35", "--prefix", "10", "--task-length", "25",
+                 "--run", str(tmp_path)]) == 2
+    assert "not an evaluation run directory" in capsys.readouterr().err

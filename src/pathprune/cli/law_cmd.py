@@ -48,6 +48,8 @@ def recommend(
     task_length: str = typer.Option(..., help=f"Reference response length L_task of the task ({TOKENS})."),
     paths: int = typer.Option(None, help="Paths N: also print k = round(γ·N)."),
     constants: Path = typer.Option(None, help="Constants JSON from `pathprune law fit` (default: the paper's)."),
+    run: Path = typer.Option(None, help="A `pathprune eval` run of your own model and problems: check whether the "
+                                        "recommended γ beats self-consistency at this budget on its paths."),
 ) -> None:
     """The optimal retention ratio γ for a budget, checkpoint and task length (Eq. 7)."""
     from ..evaluation.law import UNIT, gamma_inverse, keep_for, parse_tokens, paths_for_budget
@@ -79,6 +81,35 @@ def recommend(
     console.print(table)
     for note in _notes(law, C, P, T):
         console.print(f"note: {note}", highlight=False)
+    if run is not None:
+        _check_on_run(run, C, P, T, gamma)
+
+
+def _check_on_run(run: Path, C: float, P: float, T: float, gamma: float) -> None:
+    """The recommended γ against self-consistency at equal tokens, on a run's own paths."""
+    from ..evaluation.law import check_on_run
+
+    res = check_on_run(run, C, P, T, gamma)
+    head = (f"{run}: {res['problems']} problems, mean path {res['path_tokens']:,.0f} tokens (L_task given: {T:,.0f}); "
+            f"the budget buys N' = {res['n_paths']} paths, keep k' = {res['keep']} at L = {res['checkpoint']}")
+    console.print(head, highlight=False, soft_wrap=True)
+    if res["checkpoint"] != P:
+        console.print(f"note: the run has no checkpoint at {P:,.0f} tokens; used its nearest, {res['checkpoint']}",
+                      highlight=False)
+    if not res["rows"]:
+        console.print(f"note: the run launched only N = {res['launched']} paths per problem, fewer than N' = "
+                      f"{res['n_paths']}: rerun `pathprune eval` with --n {res['n_paths']} or more to check this γ",
+                      highlight=False)
+        return
+    check = Table(title="pruning at this γ vs self-consistency at equal tokens (same paths, paired by problem)")
+    for col in ("signal", "cons %", "tokens", "self-consistency n*", "its cons %", "Δ cons (points) [95% CI]", "verdict"):
+        check.add_column(col, justify="left" if col in ("signal", "verdict") else "right")
+    for r in res["rows"]:
+        lo, hi = r["gain_ci"]
+        check.add_row(r["signal"], f"{100 * r['cons']:.1f}", f"{r['tokens']:,.0f}", f"{r['sc_n']:.1f}",
+                      f"{100 * r['sc_cons']:.1f}", f"{100 * r['gain']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]",
+                      r["verdict"] + (" (n* clamped)" if r["clamped"] else ""))
+    console.print(check)
 
 
 @app.command()

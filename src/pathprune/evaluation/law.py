@@ -427,3 +427,39 @@ def envelope_points(records: Iterable[dict], tol: float = 0.0) -> list[LawPoint]
         g = math.exp(sum(math.log(x) for x in tied) / len(tied))
         out.append(LawPoint(C, P, T, g, origin=f"C={C:g} P={P:g} T={T:g}"))
     return out
+
+
+# ------------------------------------------------------------------ checking γ against self-consistency
+
+
+def check_on_run(run_dir: str | Path, budget_tokens: float, prefix_tokens: float, task_tokens: float, gamma: float,
+                 n_boot: int = 1000, draws: int = 50) -> dict:
+    """Does pruning at ``gamma`` beat self-consistency at the same tokens on an evaluation run's own paths?
+
+    The budget buys N' = :func:`paths_for_budget` paths, k' = :func:`keep_for` of them kept, at the
+    run's checkpoint nearest ``prefix_tokens``. Each signal of the run prunes ``draws`` random N'-path
+    subsets of every problem's N launched paths (:func:`.budget.pruned_subsets`); its cons is compared,
+    paired by problem, with self-consistency at the tokens it measurably spent
+    (:func:`.budget.versus_self_consistency`). ``verdict`` is "beats" / "loses" when the 95 % interval
+    of the gain excludes 0, else "ties". Without enough launched paths (N' > N) ``rows`` is empty.
+    """
+    from .budget import SelfConsistency, pruned_subsets, versus_self_consistency
+    from .offline import Setting
+    from .runs import read_run
+
+    cfg, units, paths = read_run(run_dir)
+    checkpoint = min(cfg.prefixes, key=lambda L: (abs(L - prefix_tokens), L))
+    n_paths = paths_for_budget(budget_tokens, checkpoint, task_tokens, gamma)
+    out = {"run": str(run_dir), "checkpoint": checkpoint, "n_paths": n_paths, "keep": keep_for(n_paths, gamma),
+           "launched": cfg.n, "problems": len({u["problem_id"] for u in units}), "rows": [],
+           "path_tokens": sum(p["tokens"] for u in units for p in paths[u["unit_id"]])
+           / sum(len(paths[u["unit_id"]]) for u in units)}  # the run's own L_task, to compare with the input
+    if n_paths > cfg.n:
+        return out
+    sc = SelfConsistency(units, paths, n_boot)
+    for signal in cfg.signals:
+        cons, tokens = pruned_subsets(units, paths, Setting(signal, checkpoint, out["keep"]), n_paths, draws)
+        vs = versus_self_consistency(sc, cons, tokens)
+        lo, hi = vs["gain_ci"]
+        out["rows"].append({"signal": signal, **vs, "verdict": "beats" if lo > 0 else "loses" if hi < 0 else "ties"})
+    return out
