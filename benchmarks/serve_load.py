@@ -7,7 +7,7 @@ shared each launch batch. The same load runs with cross-request batching on and 
 (``--max-batch-requests 1``), so the table shows what batching buys.
 
     python benchmarks/serve_load.py --clients 32 --duration 60
-    python benchmarks/serve_load.py --clients 16 --duration 30 --out /tmp/serve_load.json
+    python benchmarks/serve_load.py --clients 16 --duration 30 --out runs/serve_load.json
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from pathprune.evaluation.law import (
     parse_tokens, paths_for_budget, point_record, retention,
 )
 
-# The paper's Tables 14 (GPQA-like, L_task ≈ 8,650) and 15 (AIME-like, L_task ≈ 11,950), copied from
-# /work/shared/reference/stop-paper.md. Columns are C in the paper's "k" = 1,024 tokens; rows L_prefix in tokens.
+# The paper's Tables 14 (GPQA-like, L_task ≈ 8,650) and 15 (AIME-like, L_task ≈ 11,950), copied from the
+# shared folder's reference/stop-paper.md. Columns are C in the paper's "k" = 1,024 tokens; rows L_prefix in tokens.
 TABLE_14 = (8650, [140, 160, 180, 200, 220, 240, 260, 280, 300], {
     512: [5.23, 5.56, 5.87, 6.16, 6.44, 6.70, 6.95, 7.19, 7.42],
     1024: [6.90, 7.34, 7.75, 8.13, 8.49, 8.84, 9.17, 9.49, 9.80],

@@ -1,0 +1,60 @@
+"""Repository hygiene: no tracked file names an absolute path of a machine, and `.venv` is ignored in any form."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+from conftest import ROOT
+
+# Home, scratch and workspace folders of the machines this project runs on; a path under one of them in a
+# tracked file (an adapter's base model, a test's data folder) works only on the machine that wrote it.
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|home|tmp|Users|mnt|scratch)/[\w.~/-]+")
+ALLOWED: dict[str, str] = {}  # path -> why it must keep a machine path (none today)
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
+                                reason="needs a git checkout")
+
+
+def _tracked() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    return [p for p in out.decode().split("\0") if p]
+
+
+def machine_paths(text: str) -> list[str]:
+    return [m.group(0) for m in MACHINE_PATH.finditer(text)]
+
+
+def test_the_pattern_finds_machine_paths_and_nothing_else():
+    assert machine_paths('"base_model_name_or_path": "/work/main/src/pathprune/testbed/checkpoint"')
+    assert machine_paths("see /home/me/x and /Users/me/y.") == ["/home/me/x", "/Users/me/y."]
+    assert machine_paths("--out /tmp/serve.json") == ["/tmp/serve.json"]
+    assert not machine_paths('dir="/tmp" or runs/demo, ../shared/benchmarks, a/work/b, https://x.org/home/y')
+
+
+def test_no_tracked_file_names_a_machine_path():
+    offenders = []
+    for rel in _tracked():
+        path = ROOT / rel
+        if rel in ALLOWED or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data[:8192]:  # binary (weights, figures)
+            continue
+        found = machine_paths(data.decode("utf-8", errors="replace"))
+        if found:
+            offenders.append(f"{rel}: {', '.join(sorted(set(found)))}")
+    assert not offenders, "absolute machine paths in tracked files:\n" + "\n".join(offenders)
+
+
+def test_venv_is_ignored_as_a_folder_a_symlink_or_a_variant(tmp_path):
+    shutil.copy(ROOT / ".gitignore", tmp_path / ".gitignore")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / ".venv").symlink_to(tmp_path / "elsewhere")  # make's VENV may point at a shared venv
+    (tmp_path / ".venv-gpu").mkdir()
+    (tmp_path / ".venv-gpu" / "pyvenv.cfg").write_text("home = x\n")
+    (tmp_path / ".venv-cpu").symlink_to(tmp_path / "elsewhere")
+    names = [".venv", ".venv-gpu", ".venv-cpu"]
+    res = subprocess.run(["git", "check-ignore", *names], cwd=tmp_path, capture_output=True, text=True)
+    assert sorted(res.stdout.split()) == sorted(names), res.stdout + res.stderr
