@@ -35,6 +35,9 @@ def demo(
           max_new_tokens=160, seeds=str(seed), problems_per_batch=2, bootstrap=1000,
           workers=0, ray_address="local", worker_cpus=1.0, worker_gpus=0.0)
     console.print("avg@k|N = mean accuracy of the kept paths; cons@k = their majority vote; Δ = tokens saved "
-                  "against finishing all N. Type I = SlimSC-style diversity, III = DeepConf-style confidence, "
+                  "against finishing all N; Δ cons vs self-consistency = cons@k minus the vote of fewer unpruned "
+                  "paths costing the same tokens (paired by problem; > 0: pruning pays); lost = problems where a "
+                  "launched path was right but no kept one was. "
+                  "Type I = SlimSC-style diversity, III = DeepConf-style confidence, "
                   "IV = STOP (stop_lp: its head also reads the mean log-prob, our extension). "
                   "Figures and the HTML report are in the run directory.")

@@ -255,8 +255,8 @@ def budget_tables(cfg: EvalConfig, rows: list[dict], budget: dict, worst: list[d
         out.append((head, note + "\n\n" + _md_table(
             ["signal", "type", "right kept", "vote", "best right path: rank", "its score", "last kept score"],
             [[r["signal"], signal_type(r["signal"]), f"{r['kept_right']} of {r['kept']}",
-              "right" if r["vote_correct"] else "wrong", "–" if r["best_right_rank"] is None else str(r["best_right_rank"]),
-              fmt(r["best_right_score"]), fmt(r["cutoff_score"])] for r in w["signals"]])))
+              "right" if r["vote_correct"] else "wrong", fmt(r["best_right_rank"]), fmt(r["best_right_score"]),
+              fmt(r["cutoff_score"])] for r in w["signals"]])))
     return out
 
 
