@@ -10,7 +10,7 @@ from conftest import ROOT
 # Home, scratch and workspace folders of the machines this project runs on; a path under one of them in a
 # tracked file (an adapter's base model, a test's data folder) works only on the machine that wrote it.
 MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|home|tmp|Users|mnt|scratch)/[\w.~/-]+")
-ALLOWED: dict[str, str] = {}  # path -> why it must keep a machine path (none today)
+ALLOWED = {"tests/test_hygiene.py": "the examples that test the pattern"}  # path -> why it keeps machine paths
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
                                 reason="needs a git checkout")
@@ -58,3 +58,21 @@ def test_venv_is_ignored_as_a_folder_a_symlink_or_a_variant(tmp_path):
     names = [".venv", ".venv-gpu", ".venv-cpu"]
     res = subprocess.run(["git", "check-ignore", *names], cwd=tmp_path, capture_output=True, text=True)
     assert sorted(res.stdout.split()) == sorted(names), res.stdout + res.stderr
+
+
+def test_docs_links_resolve_and_docs_hold_no_run_reports():
+    """Docs link only to files that exist; generated run reports live under runs/, only shown figures in docs/."""
+    broken = []
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text()):
+            if "://" in target or target.startswith("#"):
+                continue
+            if not (md.parent / target.split("#")[0]).exists():
+                broken.append(f"{md.relative_to(ROOT)} -> {target}")
+    assert not broken, "broken links:\n" + "\n".join(broken)
+    docs = [p for p in _tracked() if p.startswith("docs/")]
+    reports = [p for p in docs if p.rsplit("/", 1)[-1] in ("report.md", "report.html", "summary.json")]
+    assert not reports, f"generated run reports in docs/: {reports}"
+    shown = "".join((ROOT / p).read_text() for p in docs if p.endswith(".md"))
+    unshown = [p for p in docs if p.endswith(".png") and p.removeprefix("docs/") not in shown]
+    assert not unshown, f"figures in docs/ that no doc shows: {unshown}"
