@@ -32,7 +32,7 @@ import numpy as np
 
 from ..engine.selection import tie_key
 from ..tasks.grading import answers_equal
-from .offline import Setting, outcome
+from .offline import ProblemOutcome, Setting, outcome
 from .summary import ByProblem
 
 DRAWS = 200
@@ -126,33 +126,29 @@ def versus_self_consistency(sc: SelfConsistency, cons: np.ndarray, tokens: np.nd
             "gain": float(gain.mean()), "gain_ci": sc.by.interval(gain), "clamped": clamped}
 
 
-def _lost_fixed_broken(unit: dict, paths: list[dict], setting: Setting, base_vote: bool) -> tuple[bool, bool, bool]:
-    o = outcome(unit, paths, setting)
-    launched_right = any(p["correct"] for p in paths)
-    return (launched_right and not o.any_correct, o.vote_correct and not base_vote,
-            base_vote and not o.vote_correct)
+def _failure_shares(by: ByProblem, units: list[dict], paths: dict[str, list[dict]], outs: list[ProblemOutcome],
+                    base: list[bool]) -> dict:
+    """Lost (a launched path right, no kept one), fixed and broken (vote vs the unpruned ``base`` vote)."""
+    flags = by.mean([(any(p["correct"] for p in paths[u["unit_id"]]) and not o.any_correct,
+                      o.vote_correct and not b, b and not o.vote_correct) for u, o, b in zip(units, outs, base)])
+    return {"lost": float(flags[:, 0].mean()), "lost_ci": by.interval(flags[:, 0]),
+            "fixed": float(flags[:, 1].mean()), "broken": float(flags[:, 2].mean())}
 
 
 def failures(units: list[dict], paths: dict[str, list[dict]], settings: list[Setting], n_boot: int = 1000,
              seed: int = 0) -> dict[str, dict]:
-    """Per setting label: shares of lost, fixed and broken problems (lost with its 95 % interval)."""
+    """Per pruned setting's label: shares of lost, fixed and broken problems (lost with its 95 % interval)."""
     by = ByProblem(units, n_boot, seed)
     base = [outcome(u, paths[u["unit_id"]], Setting(None)).vote_correct for u in units]
-    out = {}
-    for s in settings:
-        if s.signal is None:
-            continue
-        flags = by.mean([_lost_fixed_broken(u, paths[u["unit_id"]], s, b) for u, b in zip(units, base)])
-        out[s.label] = {"lost": float(flags[:, 0].mean()), "lost_ci": by.interval(flags[:, 0]),
-                        "fixed": float(flags[:, 1].mean()), "broken": float(flags[:, 2].mean())}
-    return out
+    return {s.label: _failure_shares(by, units, paths, [outcome(u, paths[u["unit_id"]], s) for u in units], base)
+            for s in settings if s.signal is not None}
 
 
 def equal_budget(units: list[dict], paths: dict[str, list[dict]], settings: list[Setting], n_boot: int = 1000,
                  seed: int = 0, draws: int = DRAWS) -> dict:
     """The self-consistency curve, and per pruned setting its equal-token comparison and failure shares."""
     sc = SelfConsistency(units, paths, n_boot, seed, draws)
-    fails = failures(units, paths, settings, n_boot, seed)
+    base = [outcome(u, paths[u["unit_id"]], Setting(None)).vote_correct for u in units]
     per_setting = {}
     for s in settings:
         if s.signal is None:
@@ -160,7 +156,7 @@ def equal_budget(units: list[dict], paths: dict[str, list[dict]], settings: list
         outs = [outcome(u, paths[u["unit_id"]], s) for u in units]
         per_setting[s.label] = {**versus_self_consistency(sc, sc.by.mean([float(o.vote_correct) for o in outs]),
                                                           sc.by.mean([o.usage.generated for o in outs])),
-                                **fails[s.label]}
+                                **_failure_shares(sc.by, units, paths, outs, base)}
     return {"self_consistency": sc.rows(), "settings": per_setting}
 
 
