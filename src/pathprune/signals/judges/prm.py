@@ -130,50 +130,82 @@ class PRM(nn.Module):
         return out
 
 
-def load_prm(path: str | Path, *, separator: str = STEP_SEPARATOR, dtype=torch.float32, device="cpu") -> PRM:
-    """Load a PRM directory (``config.json``, safetensors weights, tokenizer with ``separator``)."""
+def _check_files(path: Path) -> tuple[object, dict[str, Path], PRM]:
+    """Config, ``{tensor: file}`` and an empty (meta) PRM, after checking config.json and every weight
+    file's header against the layout config.json implies (no weight is read)."""
     from accelerate import init_empty_weights
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
     from transformers import Qwen2Config
 
-    from ...models.loading import load_tokenizer
+    from ...io.tensors import safetensors_shapes
 
-    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise PathpruneError(f"prm: checkpoint directory not found: {path}")
     if not (path / "config.json").is_file():
         raise PathpruneError(f"{path} is not a PRM directory (no config.json)")
     try:
         raw = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as err:
         raise PathpruneError(f"{path}/config.json is not valid JSON ({err.msg})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise PathpruneError(f"{path}/config.json is empty or not a JSON object")
     archs = raw.get("architectures") or []
     if raw.get("model_type") != "qwen2" or (archs and "Qwen2ForProcessRewardModel" not in archs):
         raise PathpruneError(f"{path} is not a Qwen2 process reward model (model_type {raw.get('model_type')!r}, "
                              f"architectures {archs})")
-    config = Qwen2Config.from_dict({k: v for k, v in raw.items() if k != "auto_map"})
-    state: dict[str, torch.Tensor] = {}
+    try:
+        config = Qwen2Config.from_dict({k: v for k, v in raw.items() if k != "auto_map"})
+        with init_empty_weights(include_buffers=False):
+            prm = PRM(config)
+    except (TypeError, ValueError) as err:
+        raise PathpruneError(f"{path}/config.json: not a usable Qwen2 config ({str(err).splitlines()[0]})") from None
+    shapes: dict[str, tuple[int, ...]] = {}
+    where: dict[str, Path] = {}
     for file in _safetensors_files(path):
-        try:
-            state.update(load_file(file))
-        except (SafetensorError, OSError) as err:
-            raise PathpruneError(f"{file}: unreadable safetensors ({str(err).splitlines()[0]})") from None
-    state = {k: v for k, v in state.items() if not k.startswith("lm_head.")}
-    with init_empty_weights(include_buffers=False):
-        prm = PRM(config)
+        for name, shape in safetensors_shapes(file).items():
+            if not name.startswith("lm_head."):
+                shapes[name], where[name] = shape, file
     expected = prm.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
     if missing or unexpected:
         detail = "; ".join(f"{what} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
                            for what, names in (("missing", missing), ("unexpected", unexpected)) if names)
         raise PathpruneError(f"{path}: weights do not match the Qwen2 PRM layout ({detail})")
     for name, tensor in expected.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise PathpruneError(f"{path}: {name} has shape {tuple(state[name].shape)}, "
+        if tuple(shapes[name]) != tuple(tensor.shape):
+            raise PathpruneError(f"{where[name]}: {name} has shape {tuple(shapes[name])}, "
                                  f"config.json implies {tuple(tensor.shape)}")
-    prm.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
-    prm.tokenizer = load_tokenizer(path)
-    sep_id = prm.tokenizer.convert_tokens_to_ids(separator)
-    if sep_id is None or sep_id == prm.tokenizer.unk_token_id or separator not in prm.tokenizer.get_vocab():
+    return config, where, prm
+
+
+def _tokenizer(path: Path, separator: str):
+    """The PRM's tokenizer and the id of its step separator token."""
+    from ...models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(path)
+    sep_id = tokenizer.convert_tokens_to_ids(separator)
+    if sep_id is None or sep_id == tokenizer.unk_token_id or separator not in tokenizer.get_vocab():
         raise PathpruneError(f"{path}: the tokenizer has no step separator token {separator!r}")
-    prm.separator, prm.separator_id = separator, sep_id
+    return tokenizer, sep_id
+
+
+def check_prm(path: str | Path, *, separator: str = STEP_SEPARATOR) -> None:
+    """Check a PRM directory as a whole without loading its weights: config.json, every safetensors
+    header against the layout it implies, and the tokenizer's step separator."""
+    path = Path(path).expanduser()
+    _check_files(path)
+    _tokenizer(path, separator)
+
+
+def load_prm(path: str | Path, *, separator: str = STEP_SEPARATOR, dtype=torch.float32, device="cpu") -> PRM:
+    """Load a PRM directory (``config.json``, safetensors weights, tokenizer with ``separator``)."""
+    from safetensors.torch import load_file
+
+    path = Path(path).expanduser()
+    _, where, prm = _check_files(path)
+    state: dict[str, torch.Tensor] = {}
+    for file in sorted(set(where.values())):
+        state.update({k: v for k, v in load_file(file).items() if k in where})
+    prm.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    prm.tokenizer, prm.separator_id = _tokenizer(path, separator)
+    prm.separator = separator
     return prm.to(device).eval()
