@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import PathpruneError
+
+
+def safetensors_files(path: Path) -> list[Path]:
+    """The weight files of a model directory: the shards its index lists, else every ``*.safetensors``;
+    pickled weights are refused (loading them could run code)."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            raise PathpruneError(f"{index} is not a valid safetensors index") from None
+        files = [path / n for n in names]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise PathpruneError(f"{path}: shard(s) listed in the index are missing: {', '.join(missing[:3])}")
+        return files
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt*")]
+        what = f" (found pickled {pickled[0]}; only safetensors weights are loaded)" if pickled else ""
+        raise PathpruneError(f"{path}: no safetensors weights{what}")
+    return files
 
 
 def safetensors_shapes(file: str | Path) -> dict[str, tuple[int, ...]]:

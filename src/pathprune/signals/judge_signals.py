@@ -78,6 +78,14 @@ class PrmSignal(Signal):
             raise PathpruneError("prm: split must be 'blank', 'line' or a non-empty separator string")
         self._prm = None
 
+    def validate(self) -> None:
+        """The PRM directory checked whole without loading its weights (config, headers, separator)."""
+        from .judges.prm import check_prm
+
+        if self.path is None:
+            raise PathpruneError("prm needs a PRM directory: --signal prm:DIR")
+        check_prm(self.path, separator=self.separator)
+
     def model(self, device="cpu"):
         from .judges.prm import load_prm
 
@@ -111,6 +119,12 @@ class JudgeSignal(Signal):
     def __init__(self, arg: str | None = None) -> None:
         self.path, _ = parse_path_options("judge", arg, set())
         self._judge = None
+
+    def validate(self) -> None:
+        """The judge directory checked whole without loading it (config, backbone files, head shapes)."""
+        from .judges.retrain import check_judge
+
+        check_judge(self.path or TESTBED_JUDGE)
 
     def model(self, device="cpu"):
         from .judges.retrain import load_judge

@@ -32,6 +32,12 @@ class StopSignal(Signal):
     def __init__(self, arg: str | None = None) -> None:
         self.path = Path(arg) if arg else TESTBED_STOP
 
+    def validate(self) -> None:
+        """The checkpoint's files, checked whole without a model (config, head, adapter, shapes)."""
+        from ..stop.checkpoint import check_stop
+
+        check_stop(self.path)
+
     def module_for(self, model):
         """The checkpoint attached to ``model``, loaded once per model and shared by every signal
         object (several checkpoints share a model: each activates only its own named adapter)."""
