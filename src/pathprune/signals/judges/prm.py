@@ -44,26 +44,6 @@ def split_steps(text: str, split: str = "blank") -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _safetensors_files(path: Path) -> list[Path]:
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, AttributeError):
-            raise PathpruneError(f"{index} is not a valid safetensors index") from None
-        files = [path / n for n in names]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise PathpruneError(f"{path}: shard(s) listed in the index are missing: {', '.join(missing[:3])}")
-        return files
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt*")]
-        what = f" (found pickled {pickled[0]}; only safetensors weights are loaded)" if pickled else ""
-        raise PathpruneError(f"{path}: no safetensors weights{what}")
-    return files
-
-
 class PRM(nn.Module):
     """A Qwen2 process reward model: decoder + two-way score head at every position."""
 
@@ -136,7 +116,7 @@ def _check_files(path: Path) -> tuple[object, dict[str, Path], PRM]:
     from accelerate import init_empty_weights
     from transformers import Qwen2Config
 
-    from ...io.tensors import safetensors_shapes
+    from ...io.tensors import safetensors_files, safetensors_shapes
 
     if not path.is_dir():
         raise PathpruneError(f"prm: checkpoint directory not found: {path}")
@@ -160,7 +140,7 @@ def _check_files(path: Path) -> tuple[object, dict[str, Path], PRM]:
         raise PathpruneError(f"{path}/config.json: not a usable Qwen2 config ({str(err).splitlines()[0]})") from None
     shapes: dict[str, tuple[int, ...]] = {}
     where: dict[str, Path] = {}
-    for file in _safetensors_files(path):
+    for file in safetensors_files(path):
         for name, shape in safetensors_shapes(file).items():
             if not name.startswith("lm_head."):
                 shapes[name], where[name] = shape, file
