@@ -38,22 +38,62 @@ app.command(help="Train a STOP module on Monte-Carlo labels; keeps the best epoc
 app.command(help="OpenAI-compatible server: pruned parallel reasoning, STOP /classify, metrics.")(serve)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors print one line and exit with status 2."""
+def _click_exceptions():
+    """click's exception modules: click's own and typer's vendored copy (typer >= 0.20 raises its own
+    classes, which are not subclasses of click's)."""
     import click
 
+    modules = [click.exceptions]
+    try:
+        from typer._click import exceptions as vendored
+
+        modules.append(vendored)
+    except ImportError:  # an older typer that uses click itself
+        pass
+    return modules
+
+
+def _usage_line(err) -> str:
+    """One line for a usage error: the message, the command's usage and where help is."""
+    message = err.format_message()
+    ctx = getattr(err, "ctx", None)
+    if ctx is None:
+        return message
+    usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+    return f"{message} (usage: {usage}; see '{ctx.command_path} --help')"
+
+
+def _error(message: str) -> int:
+    """Print ``error: message`` on one line of stderr; the exit status of every user error."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors, usage errors included, print one line and exit with status 2."""
+    import typer
+
+    modules = _click_exceptions()
+    no_args = tuple(m.NoArgsIsHelpError for m in modules if hasattr(m, "NoArgsIsHelpError"))
+    aborts = (typer.Abort, *(m.Abort for m in modules if hasattr(m, "Abort")))
+    exits = (typer.Exit, *(m.Exit for m in modules if hasattr(m, "Exit")))
     try:
         app(args=argv, prog_name="pathprune", standalone_mode=False)
     except PathpruneError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-        return 2
-    except click.ClickException as err:
+        return _error(str(err))
+    except no_args as err:  # a bare group such as `pathprune law`: its help
         err.show()
         return err.exit_code
-    except click.exceptions.Abort:
+    except tuple(m.UsageError for m in modules) as err:
+        return _error(_usage_line(err))
+    except tuple(m.ClickException for m in modules) as err:
+        return _error(err.format_message())
+    except aborts:
         err_console.print("aborted")
         return 130
-    except click.exceptions.Exit as err:
+    except exits as err:
         return err.exit_code
     return 0
 

@@ -31,15 +31,26 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions, /classify, /health, /v1/models and /metrics."""
-    from ..serving import ServerConfig, create_app, serve as run_server
+    from uvicorn.config import LOG_LEVELS
 
-    config = ServerConfig(model=model, served_name=served_name, stop=stop, stop_name=stop_name,
+    from ..engine import Schedule
+    from ..errors import PathpruneError
+    from ..serving import ServerConfig, create_app, serve as run_server
+    from .inputs import checked_signals
+
+    # every option is checked, the address bound once, before the model is loaded
+    if log_level not in LOG_LEVELS:
+        raise PathpruneError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    config = ServerConfig(model=model, host=host, port=port, served_name=served_name, stop=stop, stop_name=stop_name,
                           default_paths=paths, default_schedule=schedule, default_signal=signal,
                           allow_signals=tuple(allow_signal or ()),
                           default_max_tokens=max_tokens, max_paths=max_paths, max_tokens=max_tokens_limit,
                           max_queue=max_queue, max_batch_requests=max_batch_requests, max_batch_rows=max_batch_rows,
                           max_body_bytes=max_body_bytes, request_timeout=request_timeout,
                           threads=threads)
+    Schedule.of(schedule)
+    checked_signals(list(dict.fromkeys(s for s in (signal, *config.allow_signals) if s)))
+    config.check_bind()
     err_console.print(f"loading {model}...", highlight=False)
     app = create_app(config)
-    run_server(app, host=host, port=port, log_level=log_level)
+    run_server(app, host=config.host, port=config.port, log_level=log_level)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import PathpruneError
+
+_HOST = re.compile(r"[0-9A-Za-z_.:%-]{1,253}")
+"""IPv4 and IPv6 literals and host names (checked further when resolved, in :meth:`ServerConfig.check_bind`)."""
 
 
 @dataclass(frozen=True)
@@ -14,6 +18,10 @@ class ServerConfig:
 
     model: str = "testbed"
     """Embedded name, Hugging Face directory or .gguf file."""
+    host: str = "127.0.0.1"
+    """Interface to bind (``0.0.0.0`` for every interface)."""
+    port: int = 8000
+    """Port to bind (0 picks a free one)."""
     served_name: str | None = None
     """The name clients pass as ``model`` (default: ``model`` as given)."""
     stop: str | None = None
@@ -68,8 +76,31 @@ class ServerConfig:
             raise PathpruneError(f"request_timeout must be > 0, got {self.request_timeout}")
         if self.default_paths > self.max_paths:
             raise PathpruneError(f"default_paths ({self.default_paths}) exceeds max_paths ({self.max_paths})")
-        if self.stop is not None and not Path(self.stop).is_dir():
-            raise PathpruneError(f"STOP checkpoint not found: {self.stop}")
+        if not 0 <= self.port <= 65535:
+            raise PathpruneError(f"port must be in 0..65535, got {self.port}", parameter="port", value=self.port)
+        if not _HOST.fullmatch(self.host or ""):
+            raise PathpruneError(f"host must be an IP address or a host name, got {self.host!r}", parameter="host",
+                                 value=self.host)
+        if self.stop is not None:
+            from ..stop.checkpoint import check_stop
+
+            check_stop(self.stop)  # the whole checkpoint, before any model is loaded
+
+    def check_bind(self) -> None:
+        """Resolve ``host`` and bind ``port`` once, before the model is loaded: an unknown host, a port in
+        use or a privileged port is a one-line error instead of a traceback from the server's start."""
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (socket.gaierror, UnicodeError) as err:
+            raise PathpruneError(f"cannot resolve host {self.host!r} ({err})", parameter="host") from None
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind(address)
+            except OSError as err:
+                raise PathpruneError(f"cannot bind {self.host}:{self.port} ({err.strerror or err})",
+                                     parameter="port") from None
 
     @property
     def name(self) -> str:
