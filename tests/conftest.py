@@ -1,4 +1,7 @@
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,11 +14,16 @@ SHARED = Path(os.environ.get("PATHPRUNE_SHARED", ROOT.parent / "shared"))
 BENCHMARKS = Path(os.environ.get("PATHPRUNE_BENCHMARKS", SHARED / "benchmarks"))
 
 
-@pytest.fixture(scope="session")
-def testbed():
+def load_testbed():
+    """A fresh copy of the testbed model and its tokenizer (tests that change or compare weights)."""
     from pathprune.models import load_model
 
     return load_model("testbed")
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    return load_testbed()
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +39,27 @@ def run_pruner(problems, model, tok, signal="random", schedule=None, params=None
     from pathprune.evaluation.problems import solve
 
     return solve(Pruner((model, tok), signal, schedule, **kw), problems, params)
+
+
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    """``python -m pathprune ARGS`` in a fresh process, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "pathprune", *args], capture_output=True, text=True, **kw)
+
+
+def sorted_json_lines(path: Path) -> list[str]:
+    """A JSONL file's records in a canonical form (keys sorted), order-free: for runs that must be equal."""
+    return sorted(json.dumps(json.loads(line), sort_keys=True) for line in path.read_text().splitlines())
+
+
+def paused_batch(model, tok, levels=(("chain", 8), ("list", 6)), seed=1, n=3, length=12):
+    """One test problem per (family, level), launched ``n`` paths wide and paused after ``length`` tokens:
+    ``(problems, prompts, batch)``."""
+    from pathprune.engine import LiveBatch, SamplingParams
+    from pathprune.testbed.problems import generate
+
+    problems = [p for family, level in levels for p in generate(family, level, 1, "test")]
+    prompts = [tok(p.prompt).input_ids for p in problems]
+    batch = LiveBatch.launch(model, prompts, n, tok.pad_token_id)
+    batch.decode_until(length, SamplingParams(seed=seed), eos=torch.tensor([tok.eos_token_id]),
+                       banned=torch.tensor([4]))
+    return problems, prompts, batch

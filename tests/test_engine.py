@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from pathprune.engine import LiveBatch, Pruner, SamplingParams, Schedule
-from pathprune.engine.sampling import eos_ids, suppressed_ids
+from pathprune.engine.backend import eos_ids, suppressed_ids
 from pathprune.errors import PathpruneError
 from pathprune.signals import Signal, get_signal
 from pathprune.testbed.problems import generate
+from conftest import run_pruner
 
 
 class ProbeSignal(Signal):
@@ -71,7 +72,7 @@ def test_resumed_paths_equal_reencoding_their_prefix(testbed):
 
 def _run(model, tok, problems, schedule, signal="random", n=8, seed=0, **kw):
     params = SamplingParams(n=n, temperature=1.0, max_new_tokens=160, seed=seed)
-    return Pruner(model, tok, signal, schedule, params, **kw).run(problems)
+    return run_pruner(problems, model, tok, signal, schedule, params, **kw)
 
 
 def test_k_equal_n_changes_nothing_even_with_a_probing_signal(testbed):
@@ -85,8 +86,8 @@ def test_k_equal_n_changes_nothing_even_with_a_probing_signal(testbed):
     # per-path random streams: pruning never changes the paths that survive it
     for a, b in zip(plain, _run(model, tok, problems, "20:4", signal="mean_logprob")):
         kept = [p for p in b.paths if p.kept]
-        assert len(kept) == 4 and all(p.text == a.paths[p.path_index].text for p in kept)
-        assert all(p.text.split()[:20] == a.paths[p.path_index].text.split()[:20] for p in b.paths)
+        assert len(kept) == 4 and all(p.text == a.paths[p.index].text for p in kept)
+        assert all(p.text.split()[:20] == a.paths[p.index].text.split()[:20] for p in b.paths)
 
 
 def test_k1_accounting_and_memory(testbed):
@@ -98,13 +99,13 @@ def test_k1_accounting_and_memory(testbed):
         assert len(kept) == 2 and all(p.pruned_at == 0 for p in r.paths if not p.kept)
         assert r.usage.pruned_prefix == 6 * 12  # no testbed path ends within 12 tokens at these levels
         assert r.usage.kept_prefix == 2 * 12
-        assert r.usage.kept_continuation == sum(p.tokens for p in kept) - 24
-        assert r.usage.generated == sum(p.tokens for p in r.paths)
+        assert r.usage.kept_continuation == sum(p.num_tokens for p in kept) - 24
+        assert r.usage.generated == sum(p.num_tokens for p in r.paths)
         assert r.usage.prompt == len(tok(r.problem.prompt).input_ids) and r.usage.check == 0
         # kept paths had the best mean log-prob of their problem at the checkpoint
         tie = lambda x: float(f"{x:.5g}")  # noqa: E731  (the engine's tie tolerance)
         assert min(tie(p.scores[0]) for p in kept) >= max(tie(p.scores[0]) for p in r.paths if not p.kept)
-        assert r.memory["cache_bytes_after_first_prune"] * 8 == r.memory["cache_bytes_before_first_prune"] * 2
+        assert r.output.memory["cache_bytes_after_first_prune"] * 8 == r.output.memory["cache_bytes_before_first_prune"] * 2
     one = _run(model, tok, problems, "12:1")
     for r in one:
         (kept,) = [p for p in r.paths if p.kept]
@@ -142,7 +143,7 @@ def test_same_seed_same_result_and_ties(testbed):
             return torch.zeros(len(view.records))
 
     tied = _run(model, tok, problems, "10:3", signal=Constant())
-    assert all([p.path_index for p in r.paths if p.kept] == [0, 1, 2] for r in tied)
+    assert all([p.index for p in r.paths if p.kept] == [0, 1, 2] for r in tied)
 
 
 @pytest.mark.parametrize(
@@ -167,9 +168,9 @@ def test_threshold_schedule_and_signal_errors(testbed):
     assert str(Schedule.parse("512:32, 1024:t=0.5")) == "512:32,1024:t=0.5"
     results = _run(model, tok, _problems(("chain", 9)), "10:t=0.5")
     paths = results[0].paths
-    above = {p.path_index for p in paths if p.scores[0] >= 0.5}
-    best = max(paths, key=lambda p: p.scores[0]).path_index
-    assert {p.path_index for p in paths if p.kept} == (above or {best})
+    above = {p.index for p in paths if p.scores[0] >= 0.5}
+    best = max(paths, key=lambda p: p.scores[0]).index
+    assert {p.index for p in paths if p.kept} == (above or {best})
     results = _run(model, tok, _problems(("chain", 9)), "10:t=2.0")  # random scores never reach 2: keep the best
     assert sum(p.kept for p in results[0].paths) == 1
     with pytest.raises(PathpruneError, match="did you mean 'random'"):

@@ -12,6 +12,7 @@ from pathprune.evaluation.harness import SharedLaunch
 from pathprune.evaluation.offline import Setting, kept_paths, outcome
 from pathprune.evaluation.summary import summarise
 from pathprune.testbed.problems import generate
+from conftest import run_pruner
 
 SIGNALS = ["random", "mean_logprob", "jaccard", "conf_lowest", "stop"]
 
@@ -26,18 +27,18 @@ def test_offline_pruning_equals_a_real_pruned_run(testbed):
     distinct = set()
     for sig in SIGNALS:
         for L, k in [(14, 2), (24, 5)]:
-            for res, lg in zip(Pruner(model, tok, sig, f"{L}:{k}", sp, problems_per_batch=2).run(problems), logs):
+            for res, lg in zip(run_pruner(problems, model, tok, sig, f"{L}:{k}", sp, problems_per_batch=2), logs):
                 o = outcome(lg.unit, lg.paths, Setting(sig, L, k))
-                assert o.kept == [p.path_index for p in res.paths if p.kept], (sig, L, k)
+                assert o.kept == [p.index for p in res.paths if p.kept], (sig, L, k)
                 assert o.usage == res.usage and o.vote_correct == res.correct
                 by_index = {p["path_index"]: p for p in lg.paths}
-                for p in res.paths:
+                for p, correct in zip(res.paths, res.path_correct):
                     if p.kept:  # the shared run finished the same path to the same text
-                        assert by_index[p.path_index]["text"] == p.text
-                        assert by_index[p.path_index]["correct"] == p.correct
+                        assert by_index[p.index]["text"] == p.text
+                        assert by_index[p.index]["correct"] == correct
                 distinct.add(tuple(o.kept))
     assert len(distinct) > 5  # signals really chose differently
-    base = Pruner(model, tok, "random", None, sp, problems_per_batch=2).run(problems)
+    base = run_pruner(problems, model, tok, "random", None, sp, problems_per_batch=2)
     for res, lg in zip(base, logs):
         o = outcome(lg.unit, lg.paths, Setting(None))
         assert o.usage == res.usage and o.vote_correct == res.correct and len(o.kept) == 8

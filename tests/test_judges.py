@@ -11,12 +11,13 @@ from pathprune.cli import main
 from pathprune.engine import LiveBatch, Pruner, SamplingParams
 from pathprune.errors import PathpruneError
 from pathprune.signals import CheckView, get_signal
-from pathprune.signals.judges import Judge, JudgeConfig, TrainJudgeConfig, load_judge, load_prm, save_judge, \
+from pathprune.signals.judges import Judge, JudgeConfig, judge_train_config, load_judge, load_prm, save_judge, \
     split_steps, train_judge
 from pathprune.signals.judges.prm import SYSTEM_PROMPT
 from pathprune.stop.config import fingerprint
 from pathprune.testbed.problems import generate
 from pathprune.testbed.tokenizer import WORDS
+from conftest import run_pruner
 
 SEP = "<extra_0>"
 TEMPLATE = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -136,7 +137,7 @@ def test_prm_signal_scores_and_charges_reencoded_tokens(prm_dir, testbed):
 
     # in the engine: kept paths are the top-k by PRM score, and the re-encoded tokens are accounted
     params = SamplingParams(n=4, max_new_tokens=160, seed=1)
-    results = Pruner(model, mtok, f"prm:{path}:split=;", "12:2", params).run(problems)
+    results = run_pruner(problems, model, mtok, f"prm:{path}:split=;", "12:2", params)
     charged = 0
     for r in results:
         assert sum(p.kept for p in r.paths) == 2
@@ -207,7 +208,7 @@ def trained_judge(tmp_path_factory, testbed):
     judge = Judge.from_base("testbed", JudgeConfig(), seed=0)
     before = {k: v.clone() for k, v in judge.backbone.state_dict().items()}
     out = tmp_path_factory.mktemp("judge") / "judge"
-    report = train_judge(judge, tok, train, val, TrainJudgeConfig(epochs=2, lr=3e-3, batch_size=16), out)
+    report = train_judge(judge, tok, train, val, judge_train_config(epochs=2, lr=3e-3, batch_size=16), out)
     return out, judge, before, report, val
 
 
@@ -218,16 +219,20 @@ def test_judge_trains_as_a_separate_model_and_round_trips(trained_judge, testbed
     changed = [k for k, v in judge.backbone.state_dict().items() if not torch.equal(v, before[k])]
     assert len(changed) == len(before)  # full fine-tune of its own copy ...
     assert fingerprint(model) == fingerprint(load_generator()[0])  # ... and the generator is untouched
-    assert {p.name for p in out.iterdir()} == {"backbone", "judge_config.json", "judge_head.safetensors"}
+    assert {p.name for p in out.iterdir()} == {"backbone", "judge_config.json", "judge_head.safetensors",
+                                               "training.json"}
     meta = json.loads((out / "judge_config.json").read_text())
-    assert meta["metrics"]["epoch"] == report["best"]["epoch"] and meta["pooling"] == "last"
-    assert meta["history"] == report["history"]
+    training = json.loads((out / "training.json").read_text())  # beside the config, not in it
+    assert training["best"]["epoch"] == report["best"]["epoch"] and meta["pooling"] == "last"
+    assert training["history"] == report["history"] and training["train"]["weight_decay"] == 0.0
+    assert set(meta) == {"kind", "format_version", "pooling", "max_length", "base_model", "labels"}
+    assert meta["base_model"] == "testbed"
     loaded = load_judge(out)
     from pathprune.signals.judges.retrain import record_text
 
     ids = loaded.encode([record_text(r, tok) for r in val])
     # the saved epoch is the best one: reloaded scores reproduce its validation metrics
-    from pathprune.stop.train import label_metrics
+    from pathprune.stop.training import label_metrics
 
     assert label_metrics(loaded.score_ids(ids).tolist(), val)["mse"] == pytest.approx(report["best"]["mse"], abs=1e-6)
 
@@ -280,7 +285,13 @@ def test_judge_load_errors(trained_judge, tmp_path):
     save_file(head, bad / "judge_head.safetensors")
     meta = json.loads((bad / "judge_config.json").read_text())
     (bad / "judge_config.json").write_text(json.dumps(meta | {"format_version": 99}))
-    with pytest.raises(PathpruneError, match="not a pathprune judge of format 1"):
+    with pytest.raises(PathpruneError, match="format_version 99 is newer than this pathprune reads"):
+        load_judge(bad)
+    (bad / "judge_config.json").write_text(json.dumps(meta | {"kind": "other"}))
+    with pytest.raises(PathpruneError, match="not a pathprune judge"):
+        load_judge(bad)
+    (bad / "judge_config.json").write_text(json.dumps(meta | {"poolling": "mean"}))
+    with pytest.raises(PathpruneError, match="unknown key poolling"):
         load_judge(bad)
     (bad / "judge_config.json").write_text(json.dumps(meta))
     (bad / "backbone" / "model.safetensors").unlink()
@@ -303,7 +314,8 @@ def test_train_judge_command(tmp_path, testbed):
     assert load_judge(tmp_path / "j").config.pooling == "mean"
     assert main(args[:-1] + ["max"]) == 2
     save_judge(load_judge(tmp_path / "j"), tmp_path / "j")  # overwriting in place is atomic
-    assert (tmp_path / "j" / "judge_config.json").is_file() and not (tmp_path / "j.tmp").exists()
+    assert (tmp_path / "j" / "judge_config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j", "train.jsonl", "val.jsonl"]  # no temporaries left
 
 
 def test_shipped_testbed_judge_scores_in_the_engine(testbed):
@@ -311,7 +323,7 @@ def test_shipped_testbed_judge_scores_in_the_engine(testbed):
     model, tok = testbed
     problems = generate("chain", 8, 2, "test")
     params = SamplingParams(n=6, temperature=1.0, max_new_tokens=120, seed=4)
-    results = Pruner(model, tok, "judge", "14:2", params).run(problems)
+    results = run_pruner(problems, model, tok, "judge", "14:2", params)
     scores = [p.scores[0] for r in results for p in r.paths if p.scores]
     assert len(scores) >= 10 and all(0 < s < 1 for s in scores) and len(set(scores)) > 1
     assert all(r.usage.reencoded > 0 and sum(p.kept for p in r.paths) == 2 for r in results)

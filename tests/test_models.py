@@ -6,7 +6,9 @@ import time
 import pytest
 import torch
 
-from pathprune.engine.sampling import SamplingParams, encode_problem, sample
+from pathprune.engine.loop import sample
+from pathprune.engine.request import encode_prompt
+from pathprune.engine.sampling import SamplingParams
 from pathprune.errors import PathpruneError
 from pathprune.models import load_model, resolve
 from pathprune.tasks.problem import Problem
@@ -67,7 +69,7 @@ def test_gguf_end_to_end(smollm):
     assert not again and (path / "model.safetensors").is_file()  # ...and cached afterwards
     assert time.perf_counter() - t0 < 2
     problem = Problem("q", "8", messages=({"role": "user", "content": "What is 3 + 5?"},))
-    prompt = encode_problem(tok, problem)
+    prompt = encode_prompt(tok, problem.input)
     assert tok.decode(prompt).count("<|im_start|>") >= 2  # the chat template was applied
     out = sample(model, tok, [prompt], SamplingParams(n=2, temperature=0, max_new_tokens=12))[0]
     text = tok.decode(out[0], skip_special_tokens=True)

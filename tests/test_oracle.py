@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from pathprune.engine import LiveBatch, Pruner, SamplingParams
-from pathprune.engine.sampling import suppressed_ids
+from pathprune.engine.backend import suppressed_ids
 from pathprune.errors import PathpruneError
 from pathprune.signals import CheckView, get_signal
 from pathprune.signals.oracle import OracleSignal
 from pathprune.tasks.grading import grade
 from pathprune.testbed.problems import generate
+from conftest import run_pruner
 
 
 def _state(batch):
@@ -68,8 +69,8 @@ def test_oracle_in_the_engine_changes_no_surviving_path(testbed):
     model, tok = testbed
     problems = generate("chain", 4, 1, "test")
     params = SamplingParams(n=4, max_new_tokens=60, seed=2)
-    plain = Pruner(model, tok, "random", None, params).run(problems)
-    pruned = Pruner(model, tok, "oracle:4:max_new_tokens=60", "10:2", params).run(problems)
+    plain = run_pruner(problems, model, tok, "random", None, params)
+    pruned = run_pruner(problems, model, tok, "oracle:4:max_new_tokens=60", "10:2", params)
     for a, b in zip(plain, pruned):
         assert sum(p.kept for p in b.paths) == 2 and b.usage.reencoded > 0 and b.usage.check == 0
         for pa, pb in zip(a.paths, b.paths):

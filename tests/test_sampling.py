@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from pathprune.engine.sampling import SamplingParams, choose_tokens, mix64, path_keys, path_uniforms, sample
+from pathprune.engine.loop import sample
+from pathprune.engine.sampling import SamplingParams, choose_tokens, mix64, path_keys, path_uniforms
 from pathprune.errors import PathpruneError
 from pathprune.testbed.model import new_testbed_model
 from pathprune.testbed.problems import generate

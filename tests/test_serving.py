@@ -15,7 +15,7 @@ import pytest
 import torch
 from openai import BadRequestError, OpenAI
 
-from pathprune.engine.pruner import PathResult
+from pathprune.engine.pruner import PathOutput
 from pathprune.engine.sampling import SamplingParams
 from pathprune.errors import PathpruneError
 from pathprune.serving import ModelRunner, ServerConfig, ServerThread, create_app
@@ -126,10 +126,10 @@ def test_completions_several_prompts_and_aggregation(client):
     ext = resp.model_extra["pathprune"]
     assert [c.index for c in resp.choices] == [0, 1] and ext["aggregation"] == "score_weighted"
     for choice, result in zip(resp.choices, ext["results"]):
-        paths = [PathResult(p["index"], p["tokens"], p["text"], p["answer"], False, p["finished"], p["kept"],
+        paths = [PathOutput(p["index"], [0] * p["tokens"], p["text"], p["answer"], p["finished"], p["kept"],
                             p["pruned_at"], p["scores"]) for p in result["paths"]]
         v = vote(paths, "score_weighted")
-        assert (v.answer, v.path.path_index) == (result["answer"], result["path"])
+        assert (v.answer, v.path.index) == (result["answer"], result["path"])
         assert choice.text == v.path.text
         assert max(p.pruned_at or 0 for p in paths) == 1 and sum(p.kept for p in paths) >= 3  # two stages ran
 
@@ -206,15 +206,15 @@ def test_runner_drops_cancelled_paths_at_the_checkpoint(runner):
         both = runner.generate(spec, works, encoded, cancelled=lambda w: w == 1)
     finally:
         torch.set_num_threads(threads)
-    assert all(p.tokens <= 8 for p in both[1][0].paths)  # stopped at the checkpoint, cache rows freed
+    assert all(p.num_tokens <= 8 for p in both[1][0].paths)  # stopped at the checkpoint, cache rows freed
     assert [p.text for p in both[0][0].paths] == [p.text for p in alone.paths]  # the other request unaffected
-    assert any(p.tokens > 8 for p in alone.paths)
+    assert any(p.num_tokens > 8 for p in alone.paths)
     assert vote(alone.paths).answer == alone.answer  # the server's majority is the engine's
 
 
 def test_score_weighted_vote_can_overrule_the_majority():
     def path(i, answer, score):
-        return PathResult(i, 10, f"A {answer}", answer, False, True, True, None, [score])
+        return PathOutput(i, [0] * 10, f"A {answer}", answer, True, True, None, [score])
 
     paths = [path(0, "1", -3.0), path(1, "1", -3.0), path(2, "2", -0.5)]  # log-prob-like scores
     assert vote(paths, "majority").answer == "1"

@@ -11,6 +11,7 @@ from pathprune.signals import available_signals, get_signal
 from pathprune.signals.confidence import group_confidence, token_confidence
 from pathprune.signals.similarity import diversity_order, jaccard, ngrams
 from pathprune.testbed.problems import generate
+from conftest import run_pruner
 
 
 def test_token_and_group_confidence_hand_computed():
@@ -40,7 +41,7 @@ def test_every_signal_prunes_within_problems(testbed, spec):
     model, tok = testbed
     problems = generate("chain", 9, 2, "test") + generate("list", 7, 1, "test")
     params = SamplingParams(n=8, temperature=1.0, max_new_tokens=160, seed=0)
-    results = Pruner(model, tok, spec, "16:3", params).run(problems)
+    results = run_pruner(problems, model, tok, spec, "16:3", params)
     for r in results:
         kept = [p for p in r.paths if p.kept]
         assert len(kept) == 3 and r.usage.check == 0 and r.usage.pruned_prefix == 5 * 16
@@ -51,11 +52,11 @@ def test_every_signal_prunes_within_problems(testbed, spec):
 
 def test_recorded_entropies_are_distribution_entropies(testbed):
     """neg_entropy's score equals minus the mean entropy of a re-encoded path's next-token distributions."""
-    from pathprune.engine.sampling import suppressed_ids
+    from pathprune.engine.backend import suppressed_ids
 
     model, tok = testbed
     problem = generate("chain", 8, 1, "test")[0]
-    results = Pruner(model, tok, "neg_entropy", "12:2", SamplingParams(n=4, max_new_tokens=160)).run([problem])
+    results = run_pruner([problem], model, tok, "neg_entropy", "12:2", SamplingParams(n=4, max_new_tokens=160))
     prompt = tok(problem.prompt).input_ids
     path = results[0].paths[0]
     tokens = tok(path.text, add_special_tokens=False).input_ids[:12]

@@ -12,6 +12,7 @@ from pathprune.models import load_model
 from pathprune.stop import StopConfig, StopModule, import_official, load_stop, save_stop
 from pathprune.testbed.model import new_testbed_model
 from pathprune.testbed.problems import generate
+from conftest import run_pruner
 
 
 def _fresh():
@@ -113,11 +114,11 @@ def test_no_adapter_ablation_and_stop_in_the_engine(tmp_path):
     model, tok = _fresh()
     problems = generate("chain", 9, 2, "test")
     params = SamplingParams(n=6, temperature=1.0, max_new_tokens=160, seed=2)
-    plain = Pruner(model, tok, "random", None, params).run(problems)
-    checked = Pruner(model, tok, f"stop:{tmp_path / 'full'}", "14:6", params).run(problems)
+    plain = run_pruner(problems, model, tok, "random", None, params)
+    checked = run_pruner(problems, model, tok, f"stop:{tmp_path / 'full'}", "14:6", params)
     for a, b in zip(plain, checked):  # a k = N check with STOP changes no path
         assert [p.text for p in a.paths] == [p.text for p in b.paths] and b.usage.check == 6 * 4
-    pruned = Pruner(model, tok, f"stop:{tmp_path / 'plain'}", "14:2", params).run(problems)
+    pruned = run_pruner(problems, model, tok, f"stop:{tmp_path / 'plain'}", "14:2", params)
     assert all(sum(p.kept for p in r.paths) == 2 and r.usage.check == 6 * 2 for r in pruned)
 
 
@@ -163,7 +164,7 @@ def test_two_checkpoints_share_one_model_each_with_its_own_adapter(tmp_path):
 
 def test_head_features_read_the_prefix_logprobs_exactly(tmp_path):
     """Our extension: logit = head(h) + w . standardised(mean, min log-prob of the generated tokens)."""
-    from pathprune.engine.sampling import suppressed_ids
+    from pathprune.engine.backend import suppressed_ids
     from pathprune.stop.evaluate import prefix_logprobs
 
     model, tok = _fresh()
@@ -214,5 +215,5 @@ def test_shipped_stop_lp_checkpoint_reads_mean_logprob():
     assert module.config.head_features == ["mean_logprob"] and module.feature_head.weight.item() > 0
     problems = generate("chain", 9, 2, "test")
     params = SamplingParams(n=6, temperature=1.0, max_new_tokens=160, seed=2)
-    result = Pruner(model, tok, "stop_lp", "16:2", params).run(problems)
+    result = run_pruner(problems, model, tok, "stop_lp", "16:2", params)
     assert all(sum(p.kept for p in r.paths) == 2 and r.usage.check == 6 * 4 for r in result)

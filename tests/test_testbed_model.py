@@ -2,7 +2,8 @@
 
 import torch
 
-from pathprune.engine.sampling import SamplingParams, sample
+from pathprune.engine.loop import sample
+from pathprune.engine.sampling import SamplingParams
 from pathprune.testbed.problems import generate
 from pathprune.testbed.stats import analyse_level
 

@@ -40,6 +40,18 @@ class GradedResult:
     path_correct: list[bool]
     """Per path (``output.paths`` order); a pruned path has no answer and counts as wrong."""
 
+    @property
+    def paths(self):
+        return self.output.paths
+
+    @property
+    def answer(self) -> str | None:
+        return self.output.answer
+
+    @property
+    def usage(self):
+        return self.output.usage
+
     def path_rows(self) -> list[dict]:
         """One JSON-ready row per path."""
         return [{"problem_id": self.problem.id, "path_index": p.index, "tokens": p.num_tokens, "text": p.text,
