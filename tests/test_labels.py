@@ -13,7 +13,8 @@ from pathprune.errors import PathpruneError
 from pathprune.models import load_model
 from pathprune.stop import StopConfig, load_stop
 from pathprune.stop.labels import LabelConfig, label_problem, read_labels
-from pathprune.stop.train import TrainStopConfig, label_metrics, train_stop
+from pathprune.stop.train import train_stop
+from pathprune.stop.training import TrainConfig, label_metrics
 from pathprune.testbed.problems import generate
 
 ARGS = ["--levels", "7,8", "--per-level", "3", "--n-filter", "8", "--k", "4", "--prefix-tokens", "12,20"]
@@ -81,10 +82,17 @@ def test_training_saves_the_best_epoch(tmp_path, features):
     recs = [r for p in generate("chain", 9, 6, "train") for r in label_problem(model, tok, p, cfg, {})[1]]
     train, val = recs[: len(recs) * 2 // 3], recs[len(recs) * 2 // 3:]
     report = train_stop(model, tok, train, val, StopConfig(n_stop=2, rank=4, head_features=features),
-                        TrainStopConfig(epochs=2, batch_size=8), tmp_path / "stop")
+                        TrainConfig(epochs=2, batch_size=8), tmp_path / "stop")
     assert len(report["history"]) == 2 and report["best"]["mse"] == min(h["mse"] for h in report["history"])
     saved = json.loads((tmp_path / "stop" / "stop_config.json").read_text())
-    assert saved["history"] == report["history"] and saved["metrics"] == report["best"]
+    # the training record lives beside the config, not in it; the base model is named, not a path
+    training = json.loads((tmp_path / "stop" / "training.json").read_text())
+    assert training["history"] == report["history"] and training["best"] == report["best"]
+    assert training["train"]["epochs"] == 2 and training["train_records"] == len(train)
+    assert not {"history", "metrics", "train"} & set(saved) and saved["base_model"] == "testbed"
+    adapter = json.loads((tmp_path / "stop" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == "testbed"
+    assert "/" not in (tmp_path / "stop" / "adapter" / "README.md").read_text().split("---")[1]
     fresh, _ = load_model("testbed")
     loaded = load_stop(fresh, tmp_path / "stop")
     lp = prefix_logprobs(fresh, tok, val) if features else None
@@ -106,7 +114,7 @@ def test_listwise_and_pairwise_losses_by_hand():
 
     import torch
 
-    from pathprune.stop.train import grouped_batches, listwise_loss, pairwise_loss
+    from pathprune.stop.training import grouped_batches, listwise_loss, pairwise_loss
 
     z = torch.tensor([0.3, -1.2, 2.0, 0.5])
     # a group whose labels are all equal carries no ranking information: zero, whatever the scores
@@ -142,11 +150,11 @@ def test_listwise_and_pairwise_losses_by_hand():
             owner[(recs[i]["problem_id"], recs[i]["prefix_len"])].add(n)
     assert all(len(v) == 1 for v in owner.values())
     # epoch selection: lowest MSE (official) or highest within-problem AUROC
-    from pathprune.stop.train import _better
+    from pathprune.stop.training import better
 
     a, b = {"mse": 0.10, "within_auroc": 0.70}, {"mse": 0.12, "within_auroc": 0.75}
-    assert _better(a, b, "mse") and not _better(a, b, "within_auroc") and _better(b, a, "within_auroc")
+    assert better(a, b, "mse") and not better(a, b, "within_auroc") and better(b, a, "within_auroc")
     with pytest.raises(PathpruneError, match="loss must be one of"):
-        TrainStopConfig(loss="hinge")
+        TrainConfig(loss="hinge")
     with pytest.raises(PathpruneError, match="select must be one of"):
-        TrainStopConfig(select="auroc")
+        TrainConfig(select="auroc")

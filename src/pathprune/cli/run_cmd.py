@@ -48,7 +48,8 @@ def run(
     """Sample N paths per problem, prune at the schedule's checkpoints with a signal, finish the rest, vote."""
     from ..engine import Pruner, SamplingParams, Schedule
     from ..evaluation.problems import solve
-    from ..io.runlog import RunLog, write_json_atomic
+    from ..io.atomic import write_json_atomic
+    from ..io.runlog import RunLog
     from ..models import load_model
 
     sampling = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,

@@ -104,7 +104,8 @@ def train(
     from ..models import load_model
     from ..stop.config import StopConfig
     from ..stop.labels import read_labels
-    from ..stop.train import TrainStopConfig, train_stop
+    from ..stop.train import train_stop
+    from ..stop.training import TrainConfig
 
     train_recs, val_recs = read_labels(labels), read_labels(val_labels)
     if judge:
@@ -113,12 +114,12 @@ def train(
         return
     epochs, lr = epochs or 10, lr or 2e-3
     m, tok = load_model(model)
-    cfg = StopConfig(n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
+    cfg = StopConfig(base_model=model, n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens,
                      head_features=[f.strip() for f in head_features.split(",") if f.strip()])
-    tcfg = TrainStopConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed,
-                           weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
-                           max_grad_norm=max_grad_norm)
+    tcfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed,
+                       weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
+                       max_grad_norm=max_grad_norm)
     with progress_bar() as bar:
         task = bar.add_task("training STOP", total=epochs)
         report = train_stop(m, tok, train_recs, val_recs, cfg, tcfg, out,
@@ -132,13 +133,13 @@ def train(
 
 def _train_judge(train_recs, val_recs, out, model, labels_model, epochs, lr, batch_size, pooling, hard_labels, seed):
     from ..models.loading import load_tokenizer, resolve
-    from ..signals.judges import Judge, JudgeConfig, TrainJudgeConfig, train_judge
+    from ..signals.judges import Judge, JudgeConfig, judge_train_config, train_judge
 
     provenance = train_recs[0].get("provenance") or {}
     config = JudgeConfig(pooling=pooling, base_model=model, labels={"model": labels_model, **provenance})
     judge = Judge.from_base(model, config, seed=seed)
     label_tok = judge.tokenizer if labels_model == model else load_tokenizer(resolve(labels_model))
-    tcfg = TrainJudgeConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed)
+    tcfg = judge_train_config(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed)
     with progress_bar() as bar:
         task = bar.add_task("training judge", total=epochs)
         report = train_judge(judge, label_tok, train_recs, val_recs, tcfg, out,

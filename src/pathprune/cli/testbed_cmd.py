@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -80,9 +79,9 @@ def stats(
                              progress=lambda k: bar.advance(task, k))
     _render(rows, f"{model}: N={paths}, T={temperature}, test split")
     if json_out:
-        tmp = json_out.with_suffix(json_out.suffix + ".tmp")
-        tmp.write_text(json.dumps([r.as_dict() for r in rows], indent=2))
-        tmp.replace(json_out)
+        from ..io.atomic import write_json_atomic
+
+        write_json_atomic(json_out, [r.as_dict() for r in rows])
 
 
 @app.command(help="Print sampled paths for one generated problem.")

@@ -45,13 +45,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import PathpruneError
+from ..io.atomic import write_json_atomic
 
 UNIT = 1024
 """Tokens per law unit (the paper's "k")."""
@@ -96,18 +95,7 @@ class LawConstants:
         path = Path(path)
         if path.parent and not path.parent.exists():
             raise PathpruneError(f"cannot write {path}: directory {path.parent} does not exist", parameter="out")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> LawConstants:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.runlog import write_json_atomic
+from ..io.atomic import write_json_atomic, write_text_atomic
 from .budget import equal_budget, worst_problems
 from .offline import Setting
 from .runs import EvalConfig, read_run
@@ -64,7 +65,7 @@ def paper_table(cfg: EvalConfig, by_dataset: dict[str, list[dict]]) -> str:
     k, n, L = cfg.keeps[0], cfg.n, cfg.prefixes[0]
     head = ["model", "dataset", f"no pruning avg@{n}"] + [f"{s} ({signal_type(s)})" for s in cfg.signals]
     lines = [f"avg@{k}|{n} in %, pruned at L = {L} tokens; tokens per problem (Δ = reduction vs no pruning).",
-             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             "", _md_row(head), "|" + "---|" * len(head)]
     for dataset, rows in by_dataset.items():
         base = _find(rows, Setting(None))
         cells = [cfg.model, f"{dataset} ({base['problems']})",
@@ -72,7 +73,7 @@ def paper_table(cfg: EvalConfig, by_dataset: dict[str, list[dict]]) -> str:
         for s in cfg.signals:
             r = _find(rows, main_setting(cfg, s))
             cells.append(f"{_pct(r['avg'])} · {r['tokens']:,.0f} tok (−{_pct(r['delta'])} %)")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_md_row(cells))
     return "\n".join(lines)
 
 
@@ -101,9 +102,18 @@ DETAIL_HEAD = ["setting", "type", "avg@k|N % [95% CI]", "cons@k % [95% CI]", "pa
                "check tok", "re-encoded tok", "check s"]
 
 
+def _md_row(cells: list[str]) -> str:
+    """One Markdown table row; a ``|`` inside a cell (the header ``avg@k|N``) is escaped, else it splits the cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _md_cells(line: str) -> list[str]:
+    """The cells of a Markdown table row written by :func:`_md_row` (escaped ``\\|`` stays in its cell)."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+
+
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
+    return "\n".join([_md_row(head), "|" + "---|" * len(head)] + [_md_row(r) for r in rows])
 
 
 def figures(cfg: EvalConfig, rows: list[dict], out: Path, sc_rows: list[dict]) -> list[Path]:
@@ -187,7 +197,7 @@ def _html(markdown_tables: list[tuple[str, str]], images: list[Path], title: str
             if i == 1:
                 continue  # the Markdown rule line
             tag = "th" if i == 0 else "td"
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            cells = _md_cells(line)
             parts.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
         parts.append("</table>")
     for img in images:
@@ -289,10 +299,8 @@ def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
     sections += budget_sections[:2] + extra + budget_sections[2:]  # the worst problems close the report
     markdown = "\n\n".join([f"# {title}"] + [f"## {h}\n\n{t}" for h, t in sections] + ["## Figures"]
                            + [f"![{p.stem}]({p.name})" for p in images]) + "\n"
-    (run_dir / "report.md.tmp").write_text(markdown)
-    (run_dir / "report.md.tmp").replace(run_dir / "report.md")
+    write_text_atomic(run_dir / "report.md", markdown)
     page = _html(sections, images, title)
-    (run_dir / "report.html.tmp").write_text(page)
-    (run_dir / "report.html.tmp").replace(run_dir / "report.html")
+    write_text_atomic(run_dir / "report.html", page)
     files = [run_dir / "summary.json", run_dir / "report.md", run_dir / "report.html", *images]
     return Report(rows, by_dataset, markdown, files)

@@ -19,12 +19,7 @@ import os
 from pathlib import Path
 
 from ..errors import PathpruneError
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+from .atomic import write_json_atomic, write_text_atomic
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -65,9 +60,7 @@ class RunLog:
         items_rows = [r for r in _read_jsonl(self.dir / items) if r[key] in done]
         # rewrite both files clean (drops torn lines and items of unfinished units)
         for name, rows in ((items, items_rows), (units, self.units)):
-            tmp = self.dir / (name + ".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            os.replace(tmp, self.dir / name)
+            write_text_atomic(self.dir / name, "".join(json.dumps(r) + "\n" for r in rows))
         self.items = items_rows
         self.done = done
 

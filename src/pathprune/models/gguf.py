@@ -9,11 +9,10 @@ conversion never leaves a half-written model.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from ..errors import PathpruneError
+from ..io.atomic import atomic_dir
 from .cache import cache_dir
 
 MARKER = "pathprune_source.json"
@@ -61,15 +60,8 @@ def convert_gguf(path: str | Path, name: str | None = None, progress=None) -> Pa
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    for stale in target.parent.glob(target.name + ".tmp*"):  # left by a killed conversion
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    try:
+    with atomic_dir(target) as tmp:  # also clears what a killed conversion left
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / MARKER).write_text(json.dumps(_fingerprint(path)))
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target

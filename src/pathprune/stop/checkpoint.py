@@ -2,7 +2,8 @@
 
 A checkpoint is a directory::
 
-    stop_config.json        StopConfig (incl. the base model's fingerprint), format version
+    stop_config.json        StopConfig (incl. the base model's name and fingerprint), format version
+    training.json           how it was trained: settings, record counts, validation metrics (optional)
     stop_head.safetensors   head weight/bias, the [STOP] embedding(s), feature_head.weight (with head_features)
     adapter/                a standard PEFT adapter (adapter_config.json + adapter_model.safetensors)
 
@@ -15,33 +16,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import PathpruneError
-from .config import StopConfig, fingerprint
+from ..io.atomic import atomic_dir
+from .config import TRAINING_FILE, StopConfig, fingerprint, model_name
 from .module import StopModule, attach_adapter
-
-FORMAT_VERSION = 1
-
-
-def _atomic_dir(out: str | Path, fill) -> Path:
-    """Build a directory with ``fill(tmp)`` and move it into place whole (never half-written)."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        fill(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def _write_head(directory: Path, weight, bias, embeddings, config: StopConfig, extra: dict,
@@ -50,25 +33,36 @@ def _write_head(directory: Path, weight, bias, embeddings, config: StopConfig, e
     if feature_weight is not None:
         tensors["feature_head.weight"] = feature_weight
     save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, directory / "stop_head.safetensors")
-    meta = {"format_version": FORMAT_VERSION, **config.to_dict(), **extra}
-    (directory / "stop_config.json").write_text(json.dumps(meta, indent=2))
+    (directory / "stop_config.json").write_text(json.dumps(config.to_json(), indent=2))
+    if extra:  # the training record lives beside the config, never in it
+        (directory / TRAINING_FILE).write_text(json.dumps(extra, indent=2))
 
 
 def save_stop(module: StopModule, path: str | Path, extra: dict | None = None) -> Path:
-    """Write ``module`` to ``path`` as a checkpoint directory."""
+    """Write ``module`` to ``path`` as a checkpoint directory (atomically); ``extra``, how it was
+    trained, goes to ``training.json`` beside the config."""
 
     def fill(tmp: Path) -> None:
         if module.peft is not None:
+            # PEFT records the base model's machine path (config and model card); name it instead
+            machine = str(getattr(module.base.config, "_name_or_path", "") or "")
+            name = module.config.base_model or model_name(machine)
+            module.peft.peft_config[module.adapter_name].base_model_name_or_path = name or None
             module.peft.save_pretrained(tmp / "adapter", selected_adapters=[module.adapter_name])
             named = tmp / "adapter" / module.adapter_name  # PEFT puts a non-default adapter in a sub-folder
             if module.adapter_name != "default" and named.is_dir():
                 for f in named.iterdir():
                     os.replace(f, tmp / "adapter" / f.name)
                 named.rmdir()
+            card = tmp / "adapter" / "README.md"
+            if machine and name and card.is_file():
+                card.write_text(card.read_text().replace(machine, name))
         _write_head(tmp, module.head.weight, module.head.bias, module.stop_embeddings, module.config, extra or {},
                     None if module.feature_head is None else module.feature_head.weight)
 
-    return _atomic_dir(path, fill)
+    with atomic_dir(path) as tmp:
+        fill(tmp)
+    return Path(path)
 
 
 def _read_json(file: Path, what: str) -> dict:
@@ -92,17 +86,11 @@ def read_config(path: Path) -> tuple[StopConfig, dict]:
     if not cfg_file.is_file():
         raise PathpruneError(f"{path} is not a STOP checkpoint (no stop_config.json)")
     raw = _read_json(cfg_file, "a STOP checkpoint's config")
-    if raw.get("format_version") != FORMAT_VERSION:
-        raise PathpruneError(f"{cfg_file}: format_version {raw.get('format_version')!r}, this pathprune reads "
-                             f"{FORMAT_VERSION}")
+    config = StopConfig.from_json(raw, cfg_file)  # version, unknown keys and values checked
     fp = raw.get("base_fingerprint")
     if not isinstance(fp, dict) or not isinstance(fp.get("hidden_size"), int):
         raise PathpruneError(f"{cfg_file}: no base_fingerprint with the base model's hidden_size")
-    names = {f.name for f in fields(StopConfig)}
-    try:
-        return StopConfig(**{k: v for k, v in raw.items() if k in names}), raw
-    except (PathpruneError, TypeError) as err:
-        raise PathpruneError(f"{cfg_file}: {err}") from None
+    return config, raw
 
 
 def check_stop(path: str | Path) -> StopConfig:
@@ -192,7 +180,7 @@ def import_official(model, path: str | Path, out: str | Path) -> Path:
                              f"expected (2, {model.config.hidden_size})")
     adapter = path / "adapter"
     cfg = StopConfig(n_stop=int(meta.get("num_assess_tokens", 4)), use_adapter=adapter.is_dir(),
-                     base_fingerprint=fingerprint(model))
+                     base_fingerprint=fingerprint(model), base_model=model_name(model.config._name_or_path or ""))
     if cfg.use_adapter:
         lora = json.loads((adapter / "adapter_config.json").read_text())
         cfg.rank, cfg.alpha = int(lora["r"]), int(lora["lora_alpha"])
@@ -204,4 +192,6 @@ def import_official(model, path: str | Path, out: str | Path) -> Path:
         _write_head(tmp, (weight[1] - weight[0])[None], (bias[1] - bias[0]).reshape(1), emb.reshape(1, -1), cfg,
                     {"imported_from": str(path)})
 
-    return _atomic_dir(out, fill)
+    with atomic_dir(out) as tmp:
+        fill(tmp)
+    return Path(out)

@@ -1,9 +1,29 @@
-"""STOP's configuration and the base-model fingerprint that guards checkpoints."""
+"""STOP's configuration, validated when built and when read, and the base-model fingerprint that
+guards checkpoints.
+
+A checkpoint's ``stop_config.json`` holds ``format_version`` and the :class:`StopConfig` fields, nothing
+else; how the module was trained (settings, record counts, the kept epoch's validation metrics, every
+epoch's history) lives beside it in :data:`TRAINING_FILE`. Older files carried that record inside the
+config: they are still read (:data:`LEGACY_TRAINING_KEYS`).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..errors import PathpruneError
+
+FORMAT_VERSION = 1
+"""Version of ``stop_config.json``; a file of a newer version is refused."""
+
+TRAINING_FILE = "training.json"
+"""Beside a checkpoint's config: how it was trained. Never read to score."""
+
+LEGACY_TRAINING_KEYS = ("metrics", "train", "train_records", "val_records", "history", "imported_from")
+"""Training-record keys that configs written before :data:`TRAINING_FILE` existed carry (STOP and judge)."""
 
 
 HEAD_FEATURES = ("mean_logprob", "min_logprob")
@@ -38,21 +58,94 @@ class StopConfig:
     """Per-feature standard deviation over the training prefixes."""
     base_fingerprint: dict = field(default_factory=dict)
     """Filled when attached: architecture, vocabulary, shape and a hash of a few weights."""
+    base_model: str = ""
+    """The base model's name (``testbed``, a directory's or GGUF file's name), provenance only: never a
+    machine path (:func:`model_name`). The fingerprint, not the name, guards loading."""
 
     def __post_init__(self) -> None:
-        from ..errors import PathpruneError
-
-        if self.n_stop < 1:
-            raise PathpruneError(f"n_stop must be >= 1, got {self.n_stop}", parameter="n_stop", value=self.n_stop)
-        if self.rank < 1:
-            raise PathpruneError(f"rank must be >= 1, got {self.rank}", parameter="rank", value=self.rank)
+        for name in ("n_stop", "rank", "alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PathpruneError(f"{name} must be an integer >= 1, got {value!r}", parameter=name, value=value)
         unknown = [f for f in self.head_features if f not in HEAD_FEATURES]
         if unknown or len(set(self.head_features)) != len(self.head_features):
             raise PathpruneError(f"head_features must be distinct names from {', '.join(HEAD_FEATURES)}, "
                                  f"got {self.head_features}", parameter="head_features", value=self.head_features)
+        for name in ("feature_mean", "feature_std"):  # empty until training has computed them
+            value = getattr(self, name)
+            if value and len(value) != len(self.head_features):
+                raise PathpruneError(f"{name} needs one value per head feature ({len(self.head_features)}), "
+                                     f"got {len(value)}", parameter=name, value=value)
+        if any(s <= 0 for s in self.feature_std):
+            raise PathpruneError(f"feature_std must be > 0, got {self.feature_std}", parameter="feature_std",
+                                 value=self.feature_std)
+        self.base_model = model_name(self.base_model) if self.base_model else ""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def to_json(self) -> dict:
+        """The content of ``stop_config.json``."""
+        return {"format_version": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, raw: dict, where: str | Path = "stop_config.json") -> StopConfig:
+        """Read ``stop_config.json``'s content: the version checked, an unknown key a one-line error."""
+        check_format(raw, where, FORMAT_VERSION)
+        known = config_fields(cls, raw, where, ignore=("format_version",))
+        try:
+            return cls(**known)
+        except (PathpruneError, TypeError) as err:  # TypeError: a value of the wrong type
+            raise PathpruneError(f"{where}: {err}") from None
+
+
+def check_format(raw: dict, where: str | Path, current: int) -> None:
+    """Refuse a config file without a known ``format_version`` (one line naming the file)."""
+    version = raw.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise PathpruneError(f"{where}: format_version {version!r} is not a pathprune format "
+                             f"(this pathprune reads 1 to {current})")
+    if version > current:
+        raise PathpruneError(f"{where}: format_version {version} is newer than this pathprune reads ({current}); "
+                             "upgrade pathprune")
+
+
+def config_fields(cls, raw: dict, where: str | Path, ignore: tuple[str, ...] = ()) -> dict:
+    """The dataclass ``cls``'s fields from a config file's ``raw`` content. Training-record keys of the
+    older layout are skipped (:func:`read_training` reads them); any other unknown key is an error."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(k for k in raw if k not in names and k not in ignore and k not in LEGACY_TRAINING_KEYS)
+    if unknown:
+        raise PathpruneError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(names))})")
+    return {k: v for k, v in raw.items() if k in names}
+
+
+def read_training(directory: str | Path, config_file: str) -> dict:
+    """A checkpoint's training record: :data:`TRAINING_FILE`, else (older layout) the record keys inside
+    its ``config_file``, the kept epoch's metrics under ``best``; ``{}`` when neither has one."""
+    directory = Path(directory)
+    if (directory / TRAINING_FILE).is_file():
+        return json.loads((directory / TRAINING_FILE).read_text())
+    raw = json.loads((directory / config_file).read_text())
+    record = {k: raw[k] for k in LEGACY_TRAINING_KEYS if k in raw}
+    if "metrics" in record:
+        record["best"] = record.pop("metrics")
+    return record
+
+
+def model_name(spec) -> str:
+    """How a checkpoint records a base model: an embedded name as is, a directory or file by its own
+    name only (a machine path says nothing on another machine and leaks the trainer's file system)."""
+    from ..models.registry import EMBEDDED, TESTBED_DIR
+
+    text = str(spec)
+    if text in EMBEDDED:
+        return text
+    path = Path(text).expanduser()
+    if path.resolve() == TESTBED_DIR:
+        return "testbed"
+    return path.name or text
 
 
 def fingerprint(model) -> dict:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..io.atomic import atomic_dir
 from .families import FAMILIES, NoiseConfig
 from .model import new_testbed_model
 from .problems import split_of
@@ -106,14 +106,10 @@ def train(out_dir: str | Path, cfg: TrainConfig, progress=None) -> dict:
                             "seconds": round(time.perf_counter() - t0, 1)})
     model.eval()
     model.config._attn_implementation = "sdpa"
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")  # written whole, then renamed: never a half checkpoint
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    build_tokenizer().save_pretrained(tmp)
     record = {"config": asdict(cfg), "history": history, "train_seconds": round(time.perf_counter() - t0, 1),
               "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters())}
-    (tmp / "training.json").write_text(json.dumps(record, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_dir(out_dir) as tmp:  # never a half checkpoint
+        model.save_pretrained(tmp)
+        build_tokenizer().save_pretrained(tmp)
+        (tmp / "training.json").write_text(json.dumps(record, indent=2))
     return record

@@ -7,7 +7,7 @@
 """
 
 from .prm import PRM, load_prm, split_steps
-from .retrain import Judge, JudgeConfig, TrainJudgeConfig, load_judge, save_judge, train_judge
+from .retrain import Judge, JudgeConfig, judge_train_config, load_judge, save_judge, train_judge
 
-__all__ = ["PRM", "Judge", "JudgeConfig", "TrainJudgeConfig", "load_judge", "load_prm", "save_judge",
+__all__ = ["PRM", "Judge", "JudgeConfig", "judge_train_config", "load_judge", "load_prm", "save_judge",
            "split_steps", "train_judge"]

@@ -9,12 +9,13 @@ what an external verifier sees and nothing of the generator's internal state, an
 prefix is re-encoded from scratch (the cost the signal charges).
 
 Training (``pathprune train --judge``) uses the same records as STOP (``read_labels``) and the
-same loss (soft binary cross-entropy against the Monte-Carlo label), validates on held-out
-problems every epoch and keeps the epoch with the lowest validation MSE.
+same loop (:func:`pathprune.stop.training.fit`: soft binary cross-entropy against the Monte-Carlo
+label, validation on held-out problems every epoch, the epoch with the lowest validation MSE kept).
 
 Checkpoint directory (written atomically)::
 
-    judge_config.json        JudgeConfig, format version, training provenance and metrics
+    judge_config.json        JudgeConfig, kind and format version (checked on load)
+    training.json            how it was trained: settings, record counts, validation metrics (optional)
     judge_head.safetensors   head.weight (1, H), head.bias (1,)
     backbone/                a Hugging Face base model (config.json, model.safetensors) + its tokenizer
 """
@@ -22,17 +23,16 @@ Checkpoint directory (written atomically)::
 from __future__ import annotations
 
 import json
-import os
-import random
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ...errors import PathpruneError
-from ...stop.train import TrainConfig
+from ...io.atomic import atomic_dir
+from ...stop.config import TRAINING_FILE, check_format, config_fields, model_name
+from ...stop.training import Trainee, TrainConfig, fit
 
 FORMAT_VERSION = 1
 KIND = "pathprune-judge"
@@ -45,22 +45,25 @@ class JudgeConfig:
     max_length: int | None = None
     """Longest input in judge tokens (default: the backbone's context); longer inputs keep their end."""
     base_model: str = ""
-    """What the backbone was initialised from (provenance only)."""
+    """What the backbone was initialised from, by name (provenance only; never a machine path)."""
     labels: dict = field(default_factory=dict)
     """Provenance of the training labels (the generator that produced them)."""
 
     def __post_init__(self) -> None:
         if self.pooling not in ("last", "mean"):
             raise PathpruneError(f"judge pooling must be 'last' or 'mean', got {self.pooling!r}")
+        if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
+                                            or self.max_length < 1):
+            raise PathpruneError(f"judge max_length must be an integer >= 1 or None, got {self.max_length!r}")
+        if not isinstance(self.labels, dict):
+            raise PathpruneError(f"judge labels must be a mapping (the labels' provenance), got {self.labels!r}")
+        self.base_model = model_name(self.base_model) if self.base_model else ""
 
 
-@dataclass
-class TrainJudgeConfig(TrainConfig):
-    """The judge fine-tunes a whole backbone: fewer epochs, a gentler learning rate than STOP."""
-
-    epochs: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+def judge_train_config(**settings) -> TrainConfig:
+    """The judge's training defaults: it fine-tunes a whole backbone, so fewer epochs, a gentler learning
+    rate and no weight decay (STOP's defaults otherwise); ``settings`` override them."""
+    return TrainConfig(**{"epochs": 8, "lr": 1e-3, "weight_decay": 0.0, **settings})
 
 
 def judge_text(question: str, prefix: str) -> str:
@@ -97,7 +100,7 @@ class Judge(nn.Module):
         model, tok = load_model(spec)
         backbone = getattr(model, model.base_model_prefix, model)
         config = config or JudgeConfig()
-        config.base_model = config.base_model or str(spec)
+        config.base_model = config.base_model or model_name(spec)
         torch.manual_seed(seed)
         return cls(backbone, tok, config)
 
@@ -139,32 +142,31 @@ class Judge(nn.Module):
 
 
 def save_judge(judge: Judge, path: str | Path, extra: dict | None = None) -> Path:
-    """Write ``judge`` to the directory ``path`` (atomically: never half-written)."""
+    """Write ``judge`` to the directory ``path`` (atomically: never half-written); ``extra``, how it was
+    trained, goes to ``training.json`` beside the config."""
     from safetensors.torch import save_file
 
-    from ...stop.checkpoint import _atomic_dir
-
-    def fill(tmp: Path) -> None:
+    with atomic_dir(path) as tmp:
         judge.backbone.save_pretrained(tmp / "backbone")
         judge.tokenizer.save_pretrained(tmp / "backbone")
         save_file({"head.weight": judge.head.weight.detach().float().cpu().contiguous(),
                    "head.bias": judge.head.bias.detach().float().cpu().contiguous()},
                   tmp / "judge_head.safetensors")
-        meta = {"kind": KIND, "format_version": FORMAT_VERSION, **asdict(judge.config), **(extra or {})}
+        meta = {"kind": KIND, "format_version": FORMAT_VERSION, **asdict(judge.config)}
         (tmp / "judge_config.json").write_text(json.dumps(meta, indent=2))
+        if extra:
+            (tmp / TRAINING_FILE).write_text(json.dumps(extra, indent=2))
+    return Path(path)
 
-    return _atomic_dir(path, fill)
 
-
-def load_judge(path: str | Path, device="cpu") -> Judge:
-    """Load a judge directory written by :func:`save_judge`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    from transformers import AutoModel
-
-    from ...models.loading import load_tokenizer
+def check_judge(path: str | Path) -> JudgeConfig:
+    """Check a judge directory as a whole without loading it: its config, the backbone's config.json and
+    weight files (safetensors headers), and the head's tensors against the backbone's hidden size."""
+    from ...io.tensors import safetensors_files, safetensors_shapes
 
     path = Path(path).expanduser()
+    if not path.is_dir():
+        raise PathpruneError(f"judge: checkpoint directory not found: {path}")
     cfg_file = path / "judge_config.json"
     if not cfg_file.is_file():
         raise PathpruneError(f"{path} is not a judge checkpoint (no judge_config.json)")
@@ -172,13 +174,42 @@ def load_judge(path: str | Path, device="cpu") -> Judge:
         raw = json.loads(cfg_file.read_text())
     except json.JSONDecodeError as err:
         raise PathpruneError(f"{cfg_file} is not valid JSON ({err.msg})") from None
-    if raw.get("kind") != KIND or raw.get("format_version") != FORMAT_VERSION:
-        raise PathpruneError(f"{path}: not a pathprune judge of format {FORMAT_VERSION} "
-                             f"(kind {raw.get('kind')!r}, format {raw.get('format_version')!r})")
-    config = JudgeConfig(**{f.name: raw[f.name] for f in fields(JudgeConfig) if f.name in raw})
+    if not isinstance(raw, dict) or raw.get("kind") != KIND:
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        raise PathpruneError(f"{cfg_file}: not a pathprune judge (kind {kind!r}, expected {KIND!r})")
+    check_format(raw, cfg_file, FORMAT_VERSION)
+    try:
+        config = JudgeConfig(**config_fields(JudgeConfig, raw, cfg_file, ignore=("kind", "format_version")))
+    except (PathpruneError, TypeError) as err:
+        raise PathpruneError(str(err) if str(err).startswith(str(cfg_file)) else f"{cfg_file}: {err}") from None
     backbone_dir = path / "backbone"
     if not (backbone_dir / "config.json").is_file():
         raise PathpruneError(f"{path}: the judge's backbone/ directory is missing or has no config.json")
+    try:
+        hidden = json.loads((backbone_dir / "config.json").read_text()).get("hidden_size")
+    except (json.JSONDecodeError, AttributeError):
+        raise PathpruneError(f"{backbone_dir / 'config.json'} is not a JSON object") from None
+    for file in safetensors_files(backbone_dir):
+        safetensors_shapes(file)
+    head = path / "judge_head.safetensors"
+    shapes = safetensors_shapes(head)
+    if isinstance(hidden, int) and (shapes.get("head.weight") != (1, hidden) or shapes.get("head.bias") != (1,)):
+        raise PathpruneError(f"{head}: the head does not fit the backbone (expected head.weight (1, {hidden}) "
+                             f"and head.bias (1,))")
+    return config
+
+
+def load_judge(path: str | Path, device="cpu") -> Judge:
+    """Load a judge directory written by :func:`save_judge` (checked whole first: :func:`check_judge`)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from ...models.loading import load_tokenizer
+
+    path = Path(path).expanduser()
+    config = check_judge(path)
+    backbone_dir = path / "backbone"
     try:
         backbone, info = AutoModel.from_pretrained(str(backbone_dir), dtype=torch.float32, output_loading_info=True)
     except (OSError, ValueError, SafetensorError) as err:
@@ -206,58 +237,25 @@ def load_judge(path: str | Path, device="cpu") -> Judge:
     return judge.to(device).eval()
 
 
-def train_judge(judge: Judge, label_tokenizer, train: list[dict], val: list[dict], cfg: TrainJudgeConfig,
+def train_judge(judge: Judge, label_tokenizer, train: list[dict], val: list[dict], cfg: TrainConfig,
                 out: str | Path, progress=None) -> dict:
     """Fine-tune the whole judge (backbone and head) on Monte-Carlo labels; save the best epoch to ``out``.
 
-    ``label_tokenizer`` decodes the records' token ids (the generator's tokenizer). Returns
-    ``{"history": [...], "best": {...}, "seconds": ...}``.
+    ``label_tokenizer`` decodes the records' token ids (the generator's tokenizer); ``cfg`` usually
+    from :func:`judge_train_config`. Returns ``{"history": [...], "best": {...}, "seconds": ...}``.
     """
-    from accelerate import Accelerator
 
-    from ...stop.train import label_metrics
+    def build(device) -> Trainee:
+        nonlocal judge
+        judge = judge.to(device).train()
+        train_ids = judge.encode([record_text(r, label_tokenizer) for r in train])
+        val_ids = judge.encode([record_text(r, label_tokenizer) for r in val])
 
-    if not train or not val:
-        raise PathpruneError("judge training needs training and validation records")
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    torch.manual_seed(cfg.seed)
-    judge = judge.to(accelerator.device).train()
-    opt = accelerator.prepare(torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
-    train_ids = judge.encode([record_text(r, label_tokenizer) for r in train])
-    val_ids = judge.encode([record_text(r, label_tokenizer) for r in val])
-    target = [float(r["outcomes"][0]) if cfg.hard_labels else r["soft_label"] for r in train]
-    rng = random.Random(cfg.seed)
-    history, best, t0 = [], None, time.perf_counter()
-    extra = {"train": asdict(cfg), "train_records": len(train), "val_records": len(val)}
-    for epoch in range(1, cfg.epochs + 1):
-        judge.train()
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        total = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            logits = judge.logits_ids([train_ids[i] for i in idx], grad=True)
-            y = torch.tensor([target[i] for i in idx], device=logits.device)
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
-            accelerator.backward(loss)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            total += loss.item() * len(idx)
-        judge.eval()
-        probs = judge.score_ids(val_ids).tolist()
-        metrics = {"epoch": epoch, "train_loss": total / len(train), **label_metrics(probs, val),
-                   "seconds": round(time.perf_counter() - t0, 1)}
-        history.append(metrics)
-        if best is None or metrics["mse"] < best["mse"]:
-            best = metrics
-            if accelerator.is_main_process:
-                save_judge(judge, out, {"metrics": metrics, **extra})
-        if progress:
-            progress(epoch, metrics)
-    if accelerator.is_main_process:  # the saved (best) epoch's config also records the whole run
-        cfg_file = Path(out) / "judge_config.json"
-        meta = json.loads(cfg_file.read_text()) | {"history": history}
-        tmp = cfg_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, cfg_file)
-    return {"history": history, "best": best, "seconds": round(time.perf_counter() - t0, 1)}
+        def logits(idx: list[int]) -> torch.Tensor:
+            return judge.train().logits_ids([train_ids[i] for i in idx], grad=True)
+
+        return Trainee(parameters=list(judge.parameters()), logits=logits,
+                       val_probs=lambda: judge.eval().score_ids(val_ids).tolist(),
+                       save=lambda record: save_judge(judge, out, record))
+
+    return fit(build, train, val, cfg, out, progress)
