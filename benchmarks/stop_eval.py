@@ -50,7 +50,9 @@ from pathprune.models import load_model  # noqa: E402
 from pathprune.stop import StopConfig, load_stop  # noqa: E402
 from pathprune.stop.evaluate import baseline_scores, prefix_logprobs  # noqa: E402
 from pathprune.stop.labels import read_labels  # noqa: E402
-from pathprune.stop.train import TrainStopConfig, label_metrics, train_stop  # noqa: E402
+from pathprune.stop.config import read_training  # noqa: E402
+from pathprune.stop.train import train_stop  # noqa: E402
+from pathprune.stop.training import TrainConfig, label_metrics  # noqa: E402
 
 KINDS = ("strategy", "slip?", "slip")
 
@@ -107,13 +109,13 @@ def kind_auroc(scores, records, kinds, kind):
                                 [records[i]["problem_id"] for i in keep])
 
 
-def matches(ckpt: Path, cfg: StopConfig, tcfg: TrainStopConfig) -> bool:
+def matches(ckpt: Path, cfg: StopConfig, tcfg: TrainConfig) -> bool:
     """A finished checkpoint in ``ckpt`` trained with exactly these settings (older files: defaults)."""
     f = ckpt / "stop_config.json"
     if not f.is_file() or not (ckpt / "history.json").is_file():  # history.json: training finished
         return False
     raw = json.loads(f.read_text())
-    saved = {**asdict(TrainStopConfig()), **raw.get("train", {})}
+    saved = {**asdict(TrainConfig()), **read_training(ckpt, "stop_config.json").get("train", {})}
     same_model = all(raw.get(k, getattr(StopConfig(), k)) == getattr(cfg, k)
                      for k in ("n_stop", "use_adapter", "rank", "distinct_tokens", "head_features"))
     return same_model and saved == asdict(tcfg)
@@ -157,8 +159,8 @@ def main():
         for name, s in baseline_scores(model, tok, report).items():
             scores[name] = s
             rows[name] = label_metrics(s, report)
-    main_t = TrainStopConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
-                             rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm)
+    main_t = TrainConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+                         rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm)
     lp = ["mean_logprob"]
     variants = [("stop", StopConfig(), main_t), ("stop_lp", StopConfig(head_features=lp), main_t),
                 ("stop_lp --hard-labels", StopConfig(head_features=lp), replace(main_t, hard_labels=True)),
@@ -183,8 +185,8 @@ def main():
         t0 = time.perf_counter()
         out = Path(args.work) / name.replace(" ", "_").replace("-", "")
         if args.reuse and matches(out, cfg, tcfg):
-            meta = json.loads((out / "stop_config.json").read_text())
-            best_epoch, seconds = meta["metrics"]["epoch"], meta["metrics"].get("seconds")
+            best = read_training(out, "stop_config.json")["best"]
+            best_epoch, seconds = best["epoch"], best.get("seconds")
         else:
             fresh, _ = load_model("testbed")  # each variant attaches its own adapter to a fresh base model
             trained = train_stop(fresh, tok, train, val, cfg, tcfg, out)

@@ -20,9 +20,9 @@ def train(
     seed: int = typer.Option(0, help="Seed of initialisation and data."),
     threads: int = typer.Option(2, help="torch threads."),
 ) -> None:
-    from ..testbed.train import TrainConfig, train as run_train
+    from ..testbed.train import PretrainConfig, train as run_train
 
-    cfg = TrainConfig(seed=seed, threads=threads)
+    cfg = PretrainConfig(seed=seed, threads=threads)
     cfg.steps = steps or cfg.steps
     cfg.batch_size = batch_size or cfg.batch_size
     with progress_bar() as bar:

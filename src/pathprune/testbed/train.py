@@ -26,7 +26,9 @@ _IDS = {w: i for i, w in enumerate(VOCAB)}
 
 
 @dataclass
-class TrainConfig:
+class PretrainConfig:
+    """Pre-training of the testbed model itself (the scorers trained on its labels: ``stop.training.TrainConfig``)."""
+
     steps: int = 2400
     batch_size: int = 48
     lr: float = 2e-3
@@ -65,14 +67,14 @@ def make_batch(rng: random.Random, size: int, noise: NoiseConfig) -> dict[str, t
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg: PretrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(out_dir: str | Path, cfg: TrainConfig, progress=None) -> dict:
+def train(out_dir: str | Path, cfg: PretrainConfig, progress=None) -> dict:
     """Train from scratch and save a Hugging Face checkpoint to ``out_dir``.
 
     ``progress`` is an optional callable ``(step, loss)`` for progress bars.
