@@ -29,6 +29,10 @@ def test_atomic_file_writes_replace_whole_and_leave_nothing_behind(tmp_path):
     assert json.loads(f.read_text()) == {"x": 1, "p": str(tmp_path)} and f.read_text().endswith("}\n")
     write_text_atomic(f, "two")
     assert f.read_text() == "two"
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert f.stat().st_mode == plain.stat().st_mode  # permissions as any new file's, not private
+    plain.unlink()
     write_bytes_atomic(tmp_path / "b.bin", b"\x00\xff")
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\xff"
     with pytest.raises(TypeError):  # a failed write keeps the old content and cleans its temporary
