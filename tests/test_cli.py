@@ -1,19 +1,14 @@
 """The CLI end to end: --help everywhere, a real stats run to a JSON file, one-line errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from conftest import cli
 
 from pathprune.cli import main
 
 COMMANDS = [[], ["demo"], ["run"], ["signals"], ["models"], ["models", "list"], ["models", "prepare"], ["testbed"],
             ["testbed", "train"], ["testbed", "stats"], ["testbed", "sample"]]
-
-
-def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "pathprune", *args], capture_output=True, text=True, **kw)
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "root")

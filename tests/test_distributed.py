@@ -18,6 +18,7 @@ import torch
 
 ray = pytest.importorskip("ray")
 
+from conftest import sorted_json_lines  # noqa: E402
 from pathprune.cli import main  # noqa: E402
 from pathprune.cli.run_cmd import load_problems  # noqa: E402
 from pathprune.distributed import run_units, run_units_here  # noqa: E402
@@ -64,15 +65,11 @@ def reference(problems, tmp_path_factory):
     return out
 
 
-def _lines(path: Path) -> list[str]:
-    return sorted(json.dumps(json.loads(line), sort_keys=True) for line in path.read_text().splitlines())
-
-
 def _assert_same_run(out: Path, ref: Path) -> None:
     units = [json.loads(line)["problem_id"] for line in (out / "problems.jsonl").read_text().splitlines()]
     assert len(units) == len(set(units)), "a unit was written twice"
-    assert _lines(out / "labels.jsonl") == _lines(ref / "labels.jsonl")
-    assert _lines(out / "problems.jsonl") == _lines(ref / "problems.jsonl")
+    assert sorted_json_lines(out / "labels.jsonl") == sorted_json_lines(ref / "labels.jsonl")
+    assert sorted_json_lines(out / "problems.jsonl") == sorted_json_lines(ref / "problems.jsonl")
     assert json.loads((out / "config.json").read_text()) == json.loads((ref / "config.json").read_text())
 
 

@@ -1,13 +1,8 @@
 """`pathprune run` end to end on real files: logs, resumption after a kill, config guard."""
 
 import json
-import subprocess
-import sys
 
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "pathprune", *args], capture_output=True, text=True)
-
+from conftest import cli
 
 ARGS = ["--levels", "6", "--per-level", "2", "--n", "4", "--schedule", "12:2", "--signal", "mean_logprob",
         "--problems-per-batch", "3"]
