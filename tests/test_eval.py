@@ -1,18 +1,16 @@
 """The evaluation harness: exact equality with real pruned runs, metric definitions by hand, CLI end to end."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from pathprune.cli import main
-from pathprune.engine import Pruner, SamplingParams
+from pathprune.engine import SamplingParams
 from pathprune.evaluation.harness import SharedLaunch
 from pathprune.evaluation.offline import Setting, kept_paths, outcome
 from pathprune.evaluation.summary import summarise
 from pathprune.testbed.problems import generate
-from conftest import run_pruner
+from conftest import cli, run_pruner
 
 SIGNALS = ["random", "mean_logprob", "jaccard", "conf_lowest", "stop"]
 
@@ -88,10 +86,6 @@ def test_metrics_by_hand():
     lo, hi = k1["avg_ci"]
     assert 0.0 <= lo <= k1["avg"] <= hi <= 0.5
     assert none_row["pass_ci"] == (1.0, 1.0)  # every resample has the same value
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "pathprune", *args], capture_output=True, text=True)
 
 
 ARGS = ["--levels", "8", "--per-level", "3", "--n", "8", "--prefix", "12,20", "--keep", "2,4",

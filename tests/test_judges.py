@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pathprune.cli import main
-from pathprune.engine import LiveBatch, Pruner, SamplingParams
+from pathprune.engine import SamplingParams
 from pathprune.errors import PathpruneError
 from pathprune.signals import CheckView, get_signal
 from pathprune.signals.judges import Judge, JudgeConfig, judge_train_config, load_judge, load_prm, save_judge, \
@@ -17,9 +17,10 @@ from pathprune.signals.judges.prm import SYSTEM_PROMPT
 from pathprune.stop.config import fingerprint
 from pathprune.testbed.problems import generate
 from pathprune.testbed.tokenizer import WORDS
-from conftest import run_pruner
+from conftest import load_testbed, paused_batch, run_pruner
 
 SEP = "<extra_0>"
+PAUSED_LEVELS = (("chain", 7), ("list", 6))
 TEMPLATE = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
 
 
@@ -83,15 +84,6 @@ def _manual_ids(tok, question, steps):
     return tok(text).input_ids
 
 
-def _paused(model, tok, n=3, length=12):
-    problems = generate("chain", 7, 1, "test") + generate("list", 6, 1, "test")
-    prompts = [tok(p.prompt).input_ids for p in problems]
-    batch = LiveBatch.launch(model, prompts, n, tok.pad_token_id)
-    batch.decode_until(length, SamplingParams(seed=3), eos=torch.tensor([tok.eos_token_id]),
-                       banned=torch.tensor([4]))
-    return problems, batch
-
-
 def test_split_steps():
     assert split_steps("a b\n\nc\n \n\nd\n") == ["a b", "c", "d"]
     assert split_steps("a\nb\n\nc", "line") == ["a", "b", "c"]
@@ -121,7 +113,7 @@ def test_prm_rewards_equal_softmax_at_separators(prm_dir):
 def test_prm_signal_scores_and_charges_reencoded_tokens(prm_dir, testbed):
     path, decoder, head, tok = prm_dir
     model, mtok = testbed
-    problems, batch = _paused(model, mtok)
+    problems, _, batch = paused_batch(model, mtok, PAUSED_LEVELS, seed=3)
     sep = tok.convert_tokens_to_ids(SEP)
     for agg, reduce in [("last", lambda r: r[-1]), ("min", min)]:
         view = CheckView(batch, problems, mtok, stage=0)
@@ -218,7 +210,7 @@ def test_judge_trains_as_a_separate_model_and_round_trips(trained_judge, testbed
     assert report["best"]["auroc"] == 1.0 and len(report["history"]) == 2  # the family is learnable from text
     changed = [k for k, v in judge.backbone.state_dict().items() if not torch.equal(v, before[k])]
     assert len(changed) == len(before)  # full fine-tune of its own copy ...
-    assert fingerprint(model) == fingerprint(load_generator()[0])  # ... and the generator is untouched
+    assert fingerprint(model) == fingerprint(load_testbed()[0])  # ... and the generator is untouched
     assert {p.name for p in out.iterdir()} == {"backbone", "judge_config.json", "judge_head.safetensors",
                                                "training.json"}
     meta = json.loads((out / "judge_config.json").read_text())
@@ -237,16 +229,10 @@ def test_judge_trains_as_a_separate_model_and_round_trips(trained_judge, testbed
     assert label_metrics(loaded.score_ids(ids).tolist(), val)["mse"] == pytest.approx(report["best"]["mse"], abs=1e-6)
 
 
-def load_generator():
-    from pathprune.models import load_model
-
-    return load_model("testbed")
-
-
 def test_judge_signal_scores_by_hand_and_charges(trained_judge, testbed):
     out, *_ = trained_judge
     model, tok = testbed
-    problems, batch = _paused(model, tok)
+    problems, _, batch = paused_batch(model, tok, PAUSED_LEVELS, seed=3)
     view = CheckView(batch, problems, tok, stage=0)
     signal = get_signal(f"judge:{out}")
     scores = signal.score(view)

@@ -16,6 +16,7 @@ from pathprune.stop.labels import LabelConfig, label_problem, read_labels
 from pathprune.stop.train import train_stop
 from pathprune.stop.training import TrainConfig, label_metrics
 from pathprune.testbed.problems import generate
+from conftest import sorted_json_lines
 
 ARGS = ["--levels", "7,8", "--per-level", "3", "--n-filter", "8", "--k", "4", "--prefix-tokens", "12,20"]
 
@@ -23,10 +24,6 @@ ARGS = ["--levels", "7,8", "--per-level", "3", "--n-filter", "8", "--k", "4", "-
 def _run(out, *extra):
     return subprocess.Popen([sys.executable, "-m", "pathprune", "label", "--out", str(out), *ARGS, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _records(path):
-    return sorted(json.dumps(json.loads(line), sort_keys=True) for line in path.read_text().splitlines())
 
 
 def test_label_problem_records():
@@ -59,8 +56,8 @@ def test_labelling_survives_a_kill(tmp_path):
     assert 2 <= done < 10, "the kill should land mid-run"
     again = _run(tmp_path / "killed")
     assert again.wait(timeout=300) == 0, again.stderr.read()
-    assert _records(tmp_path / "killed" / "labels.jsonl") == _records(tmp_path / "ref" / "labels.jsonl")
-    assert _records(units) == _records(tmp_path / "ref" / "problems.jsonl")
+    assert sorted_json_lines(tmp_path / "killed" / "labels.jsonl") == sorted_json_lines(tmp_path / "ref" / "labels.jsonl")
+    assert sorted_json_lines(units) == sorted_json_lines(tmp_path / "ref" / "problems.jsonl")
 
 
 def test_read_official_format_and_errors(tmp_path):

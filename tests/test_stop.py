@@ -6,17 +6,12 @@ import shutil
 import pytest
 import torch
 
-from pathprune.engine import LiveBatch, Pruner, SamplingParams
+from pathprune.engine import LiveBatch, SamplingParams
 from pathprune.errors import PathpruneError
-from pathprune.models import load_model
 from pathprune.stop import StopConfig, StopModule, import_official, load_stop, save_stop
 from pathprune.testbed.model import new_testbed_model
 from pathprune.testbed.problems import generate
-from conftest import run_pruner
-
-
-def _fresh():
-    return load_model("testbed")
+from conftest import load_testbed, paused_batch, run_pruner
 
 
 def _randomise(module: StopModule, seed: int = 0):
@@ -29,22 +24,13 @@ def _randomise(module: StopModule, seed: int = 0):
     return module
 
 
-def _paused(model, tok, n=3, length=12):
-    problems = generate("chain", 8, 1, "test") + generate("list", 6, 1, "test")
-    prompts = [tok(p.prompt).input_ids for p in problems]
-    batch = LiveBatch.launch(model, prompts, n, tok.pad_token_id)
-    batch.decode_until(length, SamplingParams(seed=1), eos=torch.tensor([tok.eos_token_id]),
-                       banned=torch.tensor([4]))
-    return prompts, batch
-
-
 def test_adapter_never_touches_generation_and_cache_scores_equal_reencoding():
-    model, tok = _fresh()
+    model, tok = load_testbed()
     ids = torch.tensor([tok("C 3 + 4 * 7 = S0 3 + 4 = 7 ;").input_ids])
     before = model(ids).logits
     module = _randomise(StopModule(model, StopConfig(n_stop=4, rank=4)))
     assert torch.equal(model(ids).logits, before)  # adapter is off outside the [STOP] pass
-    prompts, batch = _paused(model, tok)
+    _, prompts, batch = paused_batch(model, tok)
     keys = [layer.keys.clone() for layer in batch.cache.layers]
     cached = module.score_cached(batch)
     assert all(torch.equal(a, layer.keys) for a, layer in zip(keys, batch.cache.layers))
@@ -57,21 +43,21 @@ def test_adapter_never_touches_generation_and_cache_scores_equal_reencoding():
 
 
 def test_save_load_identical_scores_and_guards(tmp_path):
-    model, tok = _fresh()
+    model, tok = load_testbed()
     module = _randomise(StopModule(model, StopConfig(n_stop=3, rank=4, distinct_tokens=True)))
-    prompts, batch = _paused(model, tok)
+    _, prompts, batch = paused_batch(model, tok)
     scores = module.score_cached(batch)
     save_stop(module, tmp_path / "ckpt")
     assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"adapter", "stop_head.safetensors",
                                                                   "stop_config.json"}
-    model2, _ = _fresh()
+    model2, _ = load_testbed()
     loaded = load_stop(model2, tmp_path / "ckpt")
-    _, batch2 = _paused(model2, tok)
+    *_, batch2 = paused_batch(model2, tok)
     assert torch.equal(loaded.score_cached(batch2), scores)
     # the adapter is a standard PEFT adapter
     from peft import PeftModel
 
-    peft_model = PeftModel.from_pretrained(_fresh()[0], str(tmp_path / "ckpt" / "adapter"))
+    peft_model = PeftModel.from_pretrained(load_testbed()[0], str(tmp_path / "ckpt" / "adapter"))
     assert any("lora_" in n for n, _ in peft_model.named_parameters())
     with pytest.raises(PathpruneError, match="trained for another base model .*weights_sha256") as err:
         load_stop(new_testbed_model(seed=5), tmp_path / "ckpt")
@@ -81,9 +67,9 @@ def test_save_load_identical_scores_and_guards(tmp_path):
 
 
 def test_official_layout_import_gives_identical_scores(tmp_path):
-    model, tok = _fresh()
+    model, tok = load_testbed()
     module = _randomise(StopModule(model, StopConfig(n_stop=4, rank=4)))
-    prompts, batch = _paused(model, tok)
+    _, prompts, batch = paused_batch(model, tok)
     scores = module.score_cached(batch)
     official = tmp_path / "official"
     module.peft.save_pretrained(official / "adapter")
@@ -93,9 +79,9 @@ def test_official_layout_import_gives_identical_scores(tmp_path):
                official / "classifier_head.pth")
     torch.save(module.stop_embeddings.detach()[0].clone(), official / "assess_token_embedding.pth")
     (official / "assess_token_config.json").write_text(json.dumps({"num_assess_tokens": 4}))
-    model2, _ = _fresh()
+    model2, _ = load_testbed()
     imported = load_stop(model2, import_official(model2, official, tmp_path / "converted"))
-    _, batch2 = _paused(model2, tok)
+    *_, batch2 = paused_batch(model2, tok)
     torch.testing.assert_close(imported.score_cached(batch2), scores, atol=1e-6, rtol=1e-5)
     shutil.rmtree(official / "adapter")
     (official / "classifier_head.pth").unlink()
@@ -104,14 +90,14 @@ def test_official_layout_import_gives_identical_scores(tmp_path):
 
 
 def test_no_adapter_ablation_and_stop_in_the_engine(tmp_path):
-    model, tok = _fresh()
+    model, tok = load_testbed()
     module = _randomise(StopModule(model, StopConfig(n_stop=2, use_adapter=False)))
     assert module.peft is None and len(module.trainable_parameters()) == 3
     save_stop(module, tmp_path / "plain")
-    model, tok = _fresh()
+    model, tok = load_testbed()
     full = _randomise(StopModule(model, StopConfig(n_stop=4, rank=4)))
     save_stop(full, tmp_path / "full")
-    model, tok = _fresh()
+    model, tok = load_testbed()
     problems = generate("chain", 9, 2, "test")
     params = SamplingParams(n=6, temperature=1.0, max_new_tokens=160, seed=2)
     plain = run_pruner(problems, model, tok, "random", None, params)
@@ -125,9 +111,9 @@ def test_no_adapter_ablation_and_stop_in_the_engine(tmp_path):
 def test_shipped_testbed_checkpoint_loads_and_scores():
     from pathprune.signals.stop_signal import TESTBED_STOP
 
-    model, tok = _fresh()
+    model, tok = load_testbed()
     module = load_stop(model, TESTBED_STOP)
-    _, batch = _paused(model, tok)
+    *_, batch = paused_batch(model, tok)
     scores = module.score_cached(batch)
     assert scores.shape == (len(batch),) and ((scores > 0) & (scores < 1)).all() and scores.std() > 0
 
@@ -136,18 +122,18 @@ def test_two_checkpoints_share_one_model_each_with_its_own_adapter(tmp_path):
     from pathprune.signals import get_signal
 
     for name, seed in (("a", 1), ("b", 2)):
-        model, _ = _fresh()
+        model, _ = load_testbed()
         save_stop(_randomise(StopModule(model, StopConfig(n_stop=2, rank=4)), seed), tmp_path / name)
     alone = {}
     for name in "ab":
-        model, tok = _fresh()
-        _, batch = _paused(model, tok)
+        model, tok = load_testbed()
+        *_, batch = paused_batch(model, tok)
         alone[name] = load_stop(model, tmp_path / name).score_cached(batch)
     assert not torch.allclose(alone["a"], alone["b"])
-    model, tok = _fresh()
+    model, tok = load_testbed()
     ids = torch.tensor([tok("C 3 + 4 * 7 = S0 3 + 4 = 7 ;").input_ids])
     before = model(ids).logits
-    _, batch = _paused(model, tok)
+    *_, batch = paused_batch(model, tok)
     a, b = (get_signal(f"stop:{tmp_path / n}").module_for(model) for n in "ab")
     assert get_signal(f"stop:{tmp_path / 'a'}").module_for(model) is a  # loaded once, shared
     assert (a.adapter_name, b.adapter_name) == ("default", "stop1")
@@ -157,8 +143,8 @@ def test_two_checkpoints_share_one_model_each_with_its_own_adapter(tmp_path):
     assert torch.equal(model(ids).logits, before)
     save_stop(b, tmp_path / "b2")  # a named adapter is saved in the standard layout
     assert (tmp_path / "b2" / "adapter" / "adapter_config.json").is_file()
-    model, tok = _fresh()
-    _, batch = _paused(model, tok)
+    model, tok = load_testbed()
+    *_, batch = paused_batch(model, tok)
     torch.testing.assert_close(load_stop(model, tmp_path / "b2").score_cached(batch), alone["b"], atol=1e-6, rtol=1e-5)
 
 
@@ -167,7 +153,7 @@ def test_head_features_read_the_prefix_logprobs_exactly(tmp_path):
     from pathprune.engine.backend import suppressed_ids
     from pathprune.stop.evaluate import prefix_logprobs
 
-    model, tok = _fresh()
+    model, tok = load_testbed()
     cfg = StopConfig(n_stop=2, rank=4, head_features=["mean_logprob", "min_logprob"],
                      feature_mean=[-0.4, -2.0], feature_std=[0.3, 1.5])
     module = _randomise(StopModule(model, cfg))
@@ -198,7 +184,7 @@ def test_head_features_read_the_prefix_logprobs_exactly(tmp_path):
     with pytest.raises(PathpruneError, match="reads mean_logprob, min_logprob of the generated tokens"):
         module.score_ids(ids, tok.pad_token_id)
     save_stop(module, tmp_path / "lp")
-    model2, _ = _fresh()
+    model2, _ = load_testbed()
     loaded = load_stop(model2, tmp_path / "lp")
     assert loaded.config.feature_std == [0.3, 1.5]
     torch.testing.assert_close(loaded.score_ids(ids, tok.pad_token_id, logprobs=prefix_logprobs(model2, tok, records)),
@@ -210,7 +196,7 @@ def test_head_features_read_the_prefix_logprobs_exactly(tmp_path):
 def test_shipped_stop_lp_checkpoint_reads_mean_logprob():
     from pathprune.signals import get_signal
 
-    model, tok = _fresh()
+    model, tok = load_testbed()
     module = get_signal("stop_lp").module_for(model)
     assert module.config.head_features == ["mean_logprob"] and module.feature_head.weight.item() > 0
     problems = generate("chain", 9, 2, "test")
