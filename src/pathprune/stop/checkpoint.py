@@ -48,7 +48,9 @@ def save_stop(module: StopModule, path: str | Path, extra: dict | None = None) -
             machine = str(getattr(module.base.config, "_name_or_path", "") or "")
             name = module.config.base_model or model_name(machine)
             module.peft.peft_config[module.adapter_name].base_model_name_or_path = name or None
-            module.peft.save_pretrained(tmp / "adapter", selected_adapters=[module.adapter_name])
+            # embeddings are never adapted; "auto" would look the named base model up on the Hub
+            module.peft.save_pretrained(tmp / "adapter", selected_adapters=[module.adapter_name],
+                                        save_embedding_layers=False)
             named = tmp / "adapter" / module.adapter_name  # PEFT puts a non-default adapter in a sub-folder
             if module.adapter_name != "default" and named.is_dir():
                 for f in named.iterdir():

@@ -81,9 +81,6 @@ class StopConfig:
                                  value=self.feature_std)
         self.base_model = model_name(self.base_model) if self.base_model else ""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     def to_json(self) -> dict:
         """The content of ``stop_config.json``."""
         return {"format_version": FORMAT_VERSION, **asdict(self)}
