@@ -25,22 +25,15 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from pathprune.engine.pruner import majority, tie_key
 from pathprune.evaluation.law import LawPoint, envelope_points, keep_for, paths_for_budget, point_record
+from pathprune.evaluation.offline import Setting, outcome
 from pathprune.evaluation.runs import read_run
-from pathprune.tasks.grading import answers_equal
 
 GAMMAS = (1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8, 1 / 12, 1 / 16)
 
 
 def vote_correct(unit: dict, paths: list[dict], signal: str, prefix: int, keep: int) -> bool:
-    live, ended = [], []
-    for p in paths:
-        entry = p["signals"].get(signal, {}).get(str(prefix))
-        (live if entry is not None else ended).append((p, entry))
-    live.sort(key=lambda pe: (-tie_key(pe[1][0]), pe[0]["path_index"]))
-    kept = [p for p, _ in ended] + [p for p, _ in live[:keep]]
-    return answers_equal(unit["reference"], majority([p["answer"] for p in kept]), unit.get("answer_kind", "math"))
+    return outcome(unit, paths, Setting(signal, prefix, keep)).vote_correct
 
 
 def main(argv: list[str] | None = None) -> int:

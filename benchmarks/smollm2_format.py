@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pathprune.engine.sampling import SamplingParams, encode_problem, sample  # noqa: E402
+from pathprune.engine import SamplingParams, encode_prompt, sample  # noqa: E402
 from pathprune.models import load_model  # noqa: E402
 from pathprune.tasks.answers import final_answer_line, last_boxed  # noqa: E402
 from pathprune.tasks.grading import grade  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
         t0, rows = time.time(), []
         for start in range(0, len(problems), 4):
             chunk = problems[start:start + 4]
-            outs = sample(model, tok, [encode_problem(tok, p) for p in chunk], params)
+            outs = sample(model, tok, [encode_prompt(tok, p.input) for p in chunk], params)
             for p, paths in zip(chunk, outs):
                 for ids in paths:
                     text = tok.decode(ids, skip_special_tokens=True)
