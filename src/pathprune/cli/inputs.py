@@ -33,5 +33,5 @@ def checked_signals(specs: list[str], *, prunes: bool = True) -> list:
 def nonempty(problems: list, what: str) -> list:
     """``problems``, or a one-line error when the selection matched nothing."""
     if not problems:
-        raise PathpruneError(f"no problems selected: {what} matches none")
+        raise PathpruneError(f"no problems selected from {what}")
     return problems

@@ -1,0 +1,134 @@
+"""Bad command lines through the real console script: exit status 2, one line on stderr, no traceback,
+and nothing left behind in the working directory (issue 18).
+
+Most invocations fail before a model is loaded; broken checkpoints are copies of the shipped ones
+with one file damaged.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pathprune.signals.judge_signals import TESTBED_JUDGE
+from pathprune.signals.stop_signal import TESTBED_STOP
+
+SCRIPT = Path(sys.executable).with_name("pathprune")  # the console script installed beside this interpreter
+
+
+def _edit_json(file: Path, **changes) -> None:
+    file.write_text(json.dumps({**json.loads(file.read_text()), **changes}))
+
+
+def _truncate(file: Path, keep: int) -> None:
+    file.write_bytes(file.read_bytes()[:keep])
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> dict[str, Path]:
+    """Damaged checkpoints, one defect each."""
+    root = tmp_path_factory.mktemp("bad")
+    out: dict[str, Path] = {}
+
+    def stop(name, damage):
+        out[name] = root / name
+        shutil.copytree(TESTBED_STOP, out[name])
+        damage(out[name])
+
+    stop("stop_empty_config", lambda d: ((d / "stop_config.json").write_text("{}"), shutil.rmtree(d / "adapter")))
+    stop("stop_no_adapter", lambda d: shutil.rmtree(d / "adapter"))
+    stop("stop_truncated", lambda d: _truncate(d / "stop_head.safetensors", -10))
+    stop("stop_truncated_adapter", lambda d: _truncate(d / "adapter" / "adapter_model.safetensors", 100))
+    stop("stop_wrong_shape", lambda d: _edit_json(d / "stop_config.json", distinct_tokens=True))
+    stop("stop_wrong_rank", lambda d: _edit_json(d / "adapter" / "adapter_config.json", r=8))
+    out["judge_truncated"] = root / "judge_truncated"
+    shutil.copytree(TESTBED_JUDGE, out["judge_truncated"])
+    _truncate(out["judge_truncated"] / "judge_head.safetensors", 8)
+    out["empty_dir"] = root / "empty_dir"
+    out["empty_dir"].mkdir()
+    return out
+
+
+CASES = [
+    # usage errors: typer's own click classes, once a 35-line traceback
+    (["nosuchcommand"], "No such command 'nosuchcommand'"),
+    (["testbed", "nosuch"], "No such command 'nosuch'"),
+    (["signals", "--nosuchflag"], "No such option: --nosuchflag"),
+    (["train", "--labels", "X", "--out", "Y"], "Missing option '--val-labels'"),
+    (["law", "recommend"], "Missing option '--budget'"),
+    (["models", "prepare"], "Missing argument"),
+    (["run"], "Missing option '--out'"),
+    (["eval", "--out"], "Option '--out' requires an argument"),
+    (["run", "--out", "o", "--n", "abc"], "Invalid value for '--n'"),
+    (["serve", "--port", "x"], "Invalid value for '--port'"),
+    # signals: built and their files checked even when nothing is pruned (default --schedule none)
+    (["run", "--out", "o", "--signal", "stop:/nonexistent/dir"], "STOP checkpoint directory not found"),
+    (["run", "--out", "o", "--signal", "stop:{stop_empty_config}"], "stop_config.json is empty"),
+    (["run", "--out", "o", "--signal", "stop:{stop_no_adapter}", "--schedule", "12:4"],
+     "adapter_config.json is missing"),
+    (["run", "--out", "o", "--signal", "stop:{stop_truncated}"], "stop_head.safetensors: unreadable safetensors"),
+    (["run", "--out", "o", "--signal", "stop:{stop_truncated_adapter}"],
+     "adapter_model.safetensors: unreadable safetensors"),
+    (["run", "--out", "o", "--signal", "stop:{stop_wrong_shape}"], "stop_embeddings has shape (1, 128), expected (4, 128)"),
+    (["run", "--out", "o", "--signal", "stop:{stop_wrong_rank}"], "not of LoRA rank r=8"),
+    (["run", "--out", "o", "--signal", "nosuch"], "unknown signal 'nosuch'"),
+    (["eval", "--out", "o", "--signals", "random,nosuch"], "unknown signal 'nosuch'"),
+    (["eval", "--out", "o", "--signals", "random,judge:{judge_truncated}"], "judge_head.safetensors: unreadable"),
+    (["eval", "--out", "o", "--signals", "random,prm:{empty_dir}"], "is not a PRM directory (no config.json)"),
+    (["eval", "--out", "o", "--signals", "random,random"], "signals given twice"),
+    # impossible settings and empty selections
+    (["eval", "--out", "o", "--prefix", "0"], "checkpoint lengths must be >= 1, got 0"),
+    (["eval", "--out", "o", "--prefix", "400"], "checkpoint 400 must be below max_new_tokens=160"),
+    (["eval", "--out", "o", "--keep", "17"], "keep k=17 is impossible with N=16"),
+    (["eval", "--out", "o", "--levels", "99"], "no problems selected from the testbed's test split at levels 99"),
+    (["run", "--out", "o", "--levels", "99"], "no problems selected from the testbed's test split at levels 99"),
+    (["run", "--out", "o", "--limit", "0"], "--limit must be >= 1, got 0"),
+    (["run", "--out", "o", "--schedule", "12:9", "--n", "4"], "k must be in [1, 4], got k=9"),
+    (["label", "--out", "o", "--levels", "99"], "no problems selected from the testbed's train split"),
+    (["run", "--out", "o", "--benchmark", "wordproblems:99"], "word-problem levels must lie in 1..5"),
+    (["report", "{empty_dir}"], "is not an evaluation run directory"),
+    (["train", "--labels", "nol", "--val-labels", "nol", "--out", "o"], "label file not found: nol"),
+    # serve: every option checked before binding (once three tracebacks for --port -1)
+    (["serve", "--port", "-1"], "port must be in 0..65535, got -1"),
+    (["serve", "--port", "70000"], "port must be in 0..65535, got 70000"),
+    (["serve", "--host", "bad host"], "host must be an IP address or a host name"),
+    (["serve", "--log-level", "loud"], "--log-level must be one of"),
+    (["serve", "--stop", "{stop_truncated}"], "stop_head.safetensors: unreadable safetensors"),
+    (["serve", "--signal", "stop:/nonexistent/dir"], "STOP checkpoint directory not found"),
+]
+
+
+@pytest.fixture(scope="module")
+def results(bad, tmp_path_factory) -> dict[int, tuple[subprocess.CompletedProcess, Path]]:
+    """Every case run once, a few at a time (each is mostly interpreter start-up), in its own empty directory."""
+
+    def one(i: int):
+        cwd = tmp_path_factory.mktemp(f"case{i}")
+        args = [a.format(**bad) for a in CASES[i][0]]
+        return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=cwd, timeout=600), cwd
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(enumerate(pool.map(one, range(len(CASES)))))
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_command_line_is_one_line_and_leaves_nothing(i, results):
+    res, cwd = results[i]
+    message = CASES[i][1]
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
+    assert not list(cwd.iterdir())  # no run directory, config or log left behind
+
+
+def test_usage_error_names_the_command_and_its_help(tmp_path):
+    res = subprocess.run([str(SCRIPT), "law", "recommend", "--budget", "1k"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("error: Missing option '--prefix'. (usage: pathprune law recommend [OPTIONS]; "
+                                  "see 'pathprune law recommend --help')")
