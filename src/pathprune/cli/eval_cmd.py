@@ -64,9 +64,12 @@ def eval_(
     worker_gpus: float = typer.Option(0.0, help="GPUs per Ray worker."),
 ) -> None:
     """Compare signals fairly: one launch, every signal scores the same prefixes, every path finished once."""
+    from ..engine import Schedule, Stage
     from ..evaluation.report import build_report
     from ..evaluation.runs import EvalConfig, run_eval
+    from ..io.runlog import cleaned_on_failure
     from ..models import load_model
+    from .inputs import checked_signals
 
     seed_list = list(parse_int_list(seeds, "seeds") or (0,))
     cfg = EvalConfig(model=model, signals=[s.strip() for s in signals.split(",") if s.strip()], n=n,
@@ -75,8 +78,13 @@ def eval_(
                      seeds=seed_list, problems_per_batch=problems_per_batch,
                      problems=dict(benchmarks=benchmark or None, testbed_split=testbed_split, levels=levels,
                                    per_level=per_level, limit=limit))
+    # every input is checked before a model is loaded or anything is written to --out
     cfg.validate()
-    cfg.sampling_for(seed_list[0])  # invalid sampling parameters fail before any model is loaded
+    sampling = cfg.sampling_for(seed_list[0])
+    for L in cfg.prefixes:  # every (L, k) read off the run is a valid one-stage schedule
+        for k in cfg.keeps:
+            Schedule((Stage(L, keep=k),)).check(cfg.n, sampling.max_new_tokens)
+    checked_signals(cfg.signals)
     if workers < 0:
         raise PathpruneError(f"--workers must be >= 0, got {workers}")
     if workers >= 2:
@@ -85,7 +93,7 @@ def eval_(
         check_address(ray_address)
     problems, datasets = problems_with_datasets(benchmark or [], testbed_split, levels, per_level, limit, seed_list[0])
     m, tok = load_model(model) if workers < 2 else (None, None)
-    with progress_bar() as bar:
+    with cleaned_on_failure(out), progress_bar() as bar:
         task = bar.add_task("problems × seeds", total=len(problems) * len(seed_list))
         run_eval(m, tok, problems, cfg, out, datasets, progress=lambda k: bar.advance(task, k), workers=workers,
                  ray_address=ray_address, resources={"num_cpus": worker_cpus, "num_gpus": worker_gpus})

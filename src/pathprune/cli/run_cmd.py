@@ -13,16 +13,24 @@ def load_problems(benchmark: str | None, testbed_split: str, levels: str | None,
                   seed: int):
     """Problems from a benchmark file, generated word problems (``wordproblems[:LEVELS[:FORMAT]]``, with the
     split, count per level and seed of the testbed options), or the testbed suite when no file is given."""
+    from ..errors import PathpruneError
     from ..tasks import load_benchmark, wordproblems
     from ..testbed.problems import suite
+    from .inputs import nonempty
 
+    if limit is not None and limit < 1:
+        raise PathpruneError(f"--limit must be >= 1, got {limit}", parameter="limit", value=limit)
+    if per_level < 1:
+        raise PathpruneError(f"--per-level must be >= 1, got {per_level}", parameter="per_level", value=per_level)
     if wordproblems.is_spec(benchmark):
         problems = wordproblems.from_spec(benchmark, testbed_split, per_level, seed)
-        return problems[:limit] if limit else problems
+        return nonempty(problems[:limit] if limit else problems, f"--benchmark {benchmark}")
     if benchmark:
-        return load_benchmark(benchmark, limit=limit)
+        return nonempty(load_benchmark(benchmark, limit=limit), f"--benchmark {benchmark}")
     problems = suite(testbed_split, per_level, seed, levels=parse_int_list(levels, "levels"))
-    return problems[:limit] if limit else problems
+    return nonempty(problems[:limit] if limit else problems,
+                    f"the testbed's {testbed_split} split at levels {levels}" if levels else
+                    f"the testbed's {testbed_split} split")
 
 
 def run(
@@ -35,7 +43,7 @@ def run(
     levels: str = typer.Option(None, help="Testbed difficulty levels, e.g. 4,8."),
     per_level: int = typer.Option(10, help="Testbed problems per family and level."),
     limit: int = typer.Option(None, help="Use only the first problems."),
-    signal: str = typer.Option("random", help="Pruning signal NAME[:ARG]."),
+    signal: str = typer.Option(None, help="Pruning signal NAME[:ARG] (default: random)."),
     schedule: str = typer.Option("none", help="L:k[,L:k...] (e.g. 2048:8 or 512:32,1024:16,2048:8); none = no pruning."),
     n: int = typer.Option(16, help="Paths per problem (N)."),
     temperature: float = typer.Option(1.0),
@@ -47,21 +55,30 @@ def run(
 ) -> None:
     """Sample N paths per problem, prune at the schedule's checkpoints with a signal, finish the rest, vote."""
     from ..engine import Pruner, SamplingParams, Schedule
-    from ..evaluation.problems import solve
-    from ..io.atomic import write_json_atomic
-    from ..io.runlog import RunLog
+    from ..io.runlog import RunLog, cleaned_on_failure
     from ..models import load_model
+    from .inputs import checked_signals
 
+    # every input is checked before a model is loaded or anything is written to --out
     sampling = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
                               max_new_tokens=max_new_tokens, seed=seed)
+    prunes = bool(Schedule.of(schedule).check(sampling.n, sampling.max_new_tokens).stages)
+    [checked] = checked_signals([signal or "random"], prunes=prunes or signal is None)
     problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
     config = {"model": model, "benchmark": benchmark, "testbed_split": testbed_split, "levels": levels,
-              "per_level": per_level, "limit": limit, "signal": signal, "schedule": schedule,
+              "per_level": per_level, "limit": limit, "signal": signal or "random", "schedule": schedule,
               "sampling": sampling.__dict__, "problems_per_batch": problems_per_batch}
-    Schedule.of(schedule).check(sampling.n, sampling.max_new_tokens)  # before loading anything
     m, tok = load_model(model)
-    pruner = Pruner((m, tok), signal, schedule, problems_per_batch=problems_per_batch)
-    log = RunLog(out, config)
+    pruner = Pruner((m, tok), checked, schedule, problems_per_batch=problems_per_batch)
+    with cleaned_on_failure(out):
+        _run(RunLog(out, config), pruner, problems, sampling, problems_per_batch, out)
+
+
+def _run(log, pruner, problems, sampling, problems_per_batch: int, out: Path) -> None:
+    """Solve the problems not yet in ``log``, then write and print the summary."""
+    from ..evaluation.problems import solve
+    from ..io.atomic import write_json_atomic
+
     todo = [p for p in problems if p.id not in log.done]
     with progress_bar() as bar:
         task = bar.add_task("problems", total=len(problems), completed=len(problems) - len(todo))

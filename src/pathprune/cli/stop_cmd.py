@@ -35,6 +35,7 @@ def label(
 ) -> None:
     """Label prefixes with Monte-Carlo success rates (soft labels) for STOP training."""
     from ..errors import PathpruneError
+    from ..io.runlog import cleaned_on_failure
     from ..models import load_model
     from ..stop.labels import LabelConfig, run_labelling
     from .run_cmd import load_problems
@@ -49,7 +50,7 @@ def label(
 
         check_address(ray_address)
     problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
-    with progress_bar() as bar:
+    with cleaned_on_failure(out), progress_bar() as bar:
         task = bar.add_task("labelling problems", total=len(problems))
         bar.update(task, completed=0)
         if workers >= 2:

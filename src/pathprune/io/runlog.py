@@ -2,7 +2,8 @@
 
 Layout of a run directory::
 
-    config.json      what was run (checked on resume: a different config is refused)
+    config.json      what was run (checked on resume: a different config is refused, unless the
+                     directory holds no record yet, a failed start, which the new config replaces)
     paths.jsonl      one line per path (problem id, path index, scores, kept, answer, text, ...)
     problems.jsonl   one line per finished problem (vote, usage, times); written after its paths
     summary.json     aggregates, written atomically at the end
@@ -16,10 +17,35 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import PathpruneError
 from .atomic import write_json_atomic, write_text_atomic
+
+
+def is_failed_start(directory: str | Path) -> bool:
+    """A run directory that holds a config but not one record: a start refused after its config was
+    written (or killed before the first problem finished). Nothing in it is worth resuming."""
+    directory = Path(directory)
+    return directory.is_dir() and all(f.is_file() and (f.name == "config.json" or f.stat().st_size == 0)
+                                      for f in directory.iterdir())
+
+
+@contextmanager
+def cleaned_on_failure(out_dir: str | Path) -> Iterator[None]:
+    """Run a command's block; when it fails, remove ``out_dir`` again if the block created it and left
+    it a failed start, so a corrected command meets no stale directory."""
+    out = Path(out_dir)
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and is_failed_start(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -49,7 +75,9 @@ class RunLog:
         cfg_path = self.dir / "config.json"
         if cfg_path.exists():
             old, new = json.loads(cfg_path.read_text()), json.loads(json.dumps(config, default=str))
-            if old != new:
+            if old != new and is_failed_start(self.dir):  # a failed start: the corrected config replaces it
+                write_json_atomic(cfg_path, config)
+            elif old != new:
                 diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise PathpruneError(f"{self.dir} holds a run with a different config ({', '.join(diff)}); "
                                      "use another --out")
