@@ -19,6 +19,7 @@ positions, finished rows removed rather than fed pad tokens that stay visible).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -49,6 +50,12 @@ class PathRecord:
     """Index of the stage that pruned this path (None: kept)."""
 
 
+def cache_keyword(model) -> str:
+    """The forward's cache argument: ``cache`` from transformers 5.24 on, ``past_key_values`` before
+    (5.24 still accepts the old name until 5.40, with a warning on every call)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def rows_by_problem(records: list[PathRecord]) -> list[list[int]]:
     """Row indices grouped by problem (first-seen order), each group in path-index order."""
     groups: dict[int, list[int]] = {}
@@ -69,6 +76,7 @@ class LiveBatch:
         self.next_pos = next_pos    # (R, 1) position id of the next token
         self.logits = logits        # (R, V) next-token logits
         self.check_tokens = 0       # tokens appended by probes (charged to the signal)
+        self._cache_kw = cache_keyword(model)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -92,8 +100,8 @@ class LiveBatch:
         ids, mask = (t.to(device) for t in left_pad(prompts, pad_id))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=model.config)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                    use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                    **{cache_keyword(model): cache})
         cache.batch_repeat_interleave(n)
         records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]
         keys = path_keys(seed, problem_keys if problem_keys is not None else list(range(len(prompts))), n)
@@ -104,7 +112,7 @@ class LiveBatch:
     def _forward(self, tokens: torch.Tensor) -> None:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=-1)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.next_pos,
-                         cache=self.cache, use_cache=True)
+                         use_cache=True, **{self._cache_kw: self.cache})
         self.logits = out.logits[:, -1].float()
         self.next_pos = self.next_pos + 1
 
@@ -186,8 +194,8 @@ class LiveBatch:
         try:
             with (torch.enable_grad() if grad else torch.no_grad()):
                 out = (model or self.model)(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=mask,
-                                            position_ids=positions, cache=self.cache, use_cache=True,
-                                            output_hidden_states=True)
+                                            position_ids=positions, use_cache=True, output_hidden_states=True,
+                                            **{self._cache_kw: self.cache})
         finally:  # restore the cache even when the forward fails half-way through the layers
             for layer, length in zip(self.cache.layers, lengths):
                 keys, values = layer.keys[..., :length, :], layer.values[..., :length, :]
