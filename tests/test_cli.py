@@ -57,3 +57,31 @@ def test_errors_are_one_line(args, message, tmp_path):
     assert res.returncode == 2
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], res.stderr
+
+
+def test_serve_checks_its_address_before_binding():
+    """Host and port are checked when configured and bound once before the model loads (once a traceback)."""
+    import socket
+
+    from pathprune.errors import PathpruneError
+    from pathprune.serving import ServerConfig
+
+    with pytest.raises(PathpruneError, match="port must be in 0..65535, got -1"):
+        ServerConfig(port=-1)
+    with pytest.raises(PathpruneError, match="host must be an IP address or a host name"):
+        ServerConfig(host="two words")
+    ServerConfig(host="127.0.0.1", port=0).check_bind()  # a free port: nothing to say
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(PathpruneError, match=f"cannot bind 127.0.0.1:{busy.getsockname()[1]} "):
+            ServerConfig(port=busy.getsockname()[1]).check_bind()
+    with pytest.raises(PathpruneError, match="cannot resolve host 'no-such-host.invalid'"):
+        ServerConfig(host="no-such-host.invalid").check_bind()
+
+
+def test_usage_errors_in_process_are_one_line(capsys):
+    """main() itself (not only the console script) turns typer's usage errors into one line and status 2."""
+    assert main(["testbed", "stats", "--paths", "many"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Invalid value for '--paths'") and "\n" not in err
