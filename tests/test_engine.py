@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from pathprune.engine import LiveBatch, Pruner, SamplingParams, Schedule
+from pathprune.engine import LiveBatch, Pruner, SamplingParams, Schedule, Stage
 from pathprune.engine.backend import eos_ids, suppressed_ids
 from pathprune.errors import PathpruneError
 from pathprune.signals import Signal, get_signal
@@ -159,8 +159,22 @@ def test_same_seed_same_result_and_ties(testbed):
 def test_bad_schedules(testbed, schedule, message):
     model, tok = testbed
     with pytest.raises(PathpruneError) as err:
-        Pruner(model, tok, "random", schedule, SamplingParams(n=8, max_new_tokens=160))
+        Pruner((model, tok), "random", schedule).generate("C 1 + 2 =", SamplingParams(n=8, max_new_tokens=160))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Stage(16), "give exactly one of keep and threshold"),
+    (lambda: Stage(16, keep=2, threshold=0.5), "give exactly one of keep and threshold"),
+    (lambda: Stage(0, keep=2), "checkpoint lengths must be >= 1"),
+    (lambda: Stage(16, keep=0), "k must be >= 1"),
+    (lambda: Schedule((Stage(16, keep=4), Stage(8, keep=2))), "checkpoint lengths must increase"),
+    (lambda: Schedule((Stage(8, keep=2), Stage(16, keep=4))), "keeps must shrink"),
+])
+def test_stages_and_schedules_are_checked_when_built(build, message):
+    with pytest.raises(PathpruneError, match=message):
+        build()
+    assert Schedule.parse("none") == Schedule.none() == Schedule.of(None) and not Schedule.parse(" none ").stages
 
 
 def test_threshold_schedule_and_signal_errors(testbed):
