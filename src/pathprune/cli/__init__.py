@@ -39,7 +39,7 @@ app.command(help="OpenAI-compatible server: pruned parallel reasoning, STOP /cla
 
 
 def _click_exceptions():
-    """click's exception modules: click's own and typer's vendored copy (typer >= 0.20 raises its own
+    """click's exception modules: click's own and typer's vendored copy (recent typer raises its own
     classes, which are not subclasses of click's)."""
     import click
 
