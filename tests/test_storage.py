@@ -143,9 +143,7 @@ def test_shipped_checkpoints_keep_the_training_record_beside_the_config():
         assert not set(LEGACY_TRAINING_KEYS) & set(raw) and raw["base_model"] == "testbed"
         training = read_training(d, name)
         assert training["best"]["epoch"] >= 1 and training["train_records"] > 0
-        for f in d.rglob("*"):  # no machine path in any shipped text file
-            if f.suffix in (".json", ".md"):
-                assert str(Path.home()) not in f.read_text() and "/work/" not in f.read_text(), f
+        # (no machine path in any shipped file: test_hygiene checks every tracked file)
 
 
 def test_a_checkpoint_of_the_older_layout_loads_and_scores_identically(tmp_path):
