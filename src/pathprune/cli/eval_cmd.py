@@ -64,7 +64,6 @@ def eval_(
     worker_gpus: float = typer.Option(0.0, help="GPUs per Ray worker."),
 ) -> None:
     """Compare signals fairly: one launch, every signal scores the same prefixes, every path finished once."""
-    from ..engine import Schedule, Stage
     from ..evaluation.report import build_report
     from ..evaluation.runs import EvalConfig, run_eval
     from ..io.runlog import cleaned_on_failure
@@ -79,11 +78,6 @@ def eval_(
                      problems=dict(benchmarks=benchmark or None, testbed_split=testbed_split, levels=levels,
                                    per_level=per_level, limit=limit))
     # every input is checked before a model is loaded or anything is written to --out
-    cfg.validate()
-    sampling = cfg.sampling_for(seed_list[0])
-    for L in cfg.prefixes:  # every (L, k) read off the run is a valid one-stage schedule
-        for k in cfg.keeps:
-            Schedule((Stage(L, keep=k),)).check(cfg.n, sampling.max_new_tokens)
     checked_signals(cfg.signals)
     if workers < 0:
         raise PathpruneError(f"--workers must be >= 0, got {workers}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.sampling import SamplingParams
+from ..engine.schedule import Schedule, Stage
 from ..errors import PathpruneError
 from ..io.runlog import RunLog
 from ..tasks.problem import Problem
@@ -42,13 +43,21 @@ class EvalConfig:
     """Where the problems came from (for the config guard and the report)."""
     problems_per_batch: int = 4
 
-    def validate(self) -> EvalConfig:
+    def __post_init__(self) -> None:
+        """Checked when built, read back from a run directory included."""
+        if not self.signals:
+            raise PathpruneError("give at least one signal")
+        if not self.prefixes or not self.keeps or not self.seeds:
+            raise PathpruneError("give at least one prefix length, one k and one seed")
         bad = [k for k in self.keeps if not 1 <= k <= self.n]
         if bad:
             raise PathpruneError(f"keep k={bad[0]} is impossible with N={self.n} paths (need 1 <= k <= N)")
-        if not self.prefixes or not self.keeps or not self.seeds:
-            raise PathpruneError("give at least one prefix length, one k and one seed")
-        return self
+        if self.problems_per_batch < 1:
+            raise PathpruneError(f"problems_per_batch must be >= 1, got {self.problems_per_batch}")
+        sampling = self.sampling_for(self.seeds[0])  # checks the sampling fields
+        for L in self.prefixes:  # every (L, k) read off the run is a valid one-stage schedule
+            for k in self.keeps:
+                Schedule((Stage(L, keep=k),)).check(self.n, sampling.max_new_tokens)
 
     def sampling_for(self, seed: int) -> SamplingParams:
         return SamplingParams(n=self.n, seed=seed, **self.sampling)
@@ -101,7 +110,6 @@ def run_eval(model, tokenizer, problems: list[Problem], cfg: EvalConfig, out: st
     (``model``/``tokenizer`` may then be None); every unit is written exactly once, failed units are
     recorded with their reason and left out of the metrics.
     """
-    cfg.validate()
     datasets = datasets or {}
     log = RunLog(out, {"eval": cfg.__dict__}, key="unit_id")
     if workers >= 2:
