@@ -102,6 +102,18 @@ def test_distributed_labelling_equals_single_process(local_ray, problems, refere
     _assert_same_run(tmp_path, reference)
 
 
+def test_labelling_in_process_goes_through_the_same_runner(problems, reference, tmp_path):
+    """workers=1: the local executor, the run config opened from the worker's fingerprint, the same records."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the reference: 2 threads crawl on a busy 2-core machine
+    try:
+        log, stats = run_labelling_distributed("testbed", problems, CFG, tmp_path, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert stats.workers == 1 and stats.done == len(problems) == len(log.units) and stats.failed == 0
+    _assert_same_run(tmp_path, reference)
+
+
 def test_worker_killed_mid_unit_is_retried_elsewhere(local_ray, problems, reference, tmp_path):
     killer: list[threading.Thread] = []
     killed: list[int] = []
