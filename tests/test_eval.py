@@ -132,7 +132,7 @@ def test_eval_refuses_bad_settings(tmp_path, capsys):
     assert "keep k=8 is impossible with N=4" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
     assert main(["eval", "--out", str(tmp_path / "b"), "--prefix", "500", "--max-new-tokens", "100"]) == 2
-    assert "checkpoints must lie in 1..99" in capsys.readouterr().err
+    assert "checkpoint 500 must be below max_new_tokens=100" in capsys.readouterr().err
     assert main(["eval", "--out", str(tmp_path / "c"), "--signals", "mean_logprb"]) == 2
     assert "mean_logprob" in capsys.readouterr().err  # did-you-mean
     assert main(["report", str(tmp_path)]) == 2

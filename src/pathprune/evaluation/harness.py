@@ -89,7 +89,7 @@ class SharedLaunch:
     @torch.no_grad()
     def _run_batch(self, problems: list[Problem]) -> list[ProblemLog]:
         tok, params = self.tokenizer, self.sampling
-        requests = requests_for(self.backend, problems)
+        requests = requests_for(tok, problems)
         prompts = [list(r.prompt_ids) for r in requests]
         check_context(self.backend, prompts, params.max_new_tokens, [f"problem {p.id!r}" for p in problems])
         seed = resolve_seed(params.seed)

@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..engine.backend import Backend
 from ..engine.pruner import Pruner, RequestOutput
-from ..engine.request import Request, question_of
+from ..engine.request import Request, encode_prompt, question_of
 from ..engine.sampling import SamplingParams
 from ..tasks.grading import answers_equal
 from ..tasks.problem import Problem
 
 
-def requests_for(backend: Backend, problems: Sequence[Problem]) -> list[Request]:
-    """One engine request per problem, keyed by the problem id (its paths do not depend on the batch)."""
-    return [Request(p.id, tuple(backend.encode(p.input)), question_of(backend.tokenizer, p.input), p.answer_kind,
+def requests_for(tokenizer, problems: Sequence[Problem]) -> list[Request]:
+    """One engine request per problem, keyed by the problem id (its paths do not depend on the batch),
+    with its reference answer attached for label-reading signals."""
+    return [Request(p.id, tuple(encode_prompt(tokenizer, p.input)), question_of(tokenizer, p.input), p.answer_kind,
                     reference=p.answer) for p in problems]
 
 
@@ -76,5 +76,5 @@ def solve(pruner: Pruner, problems: Sequence[Problem], params: SamplingParams | 
           progress: Callable[[int], None] | None = None, **overrides) -> list[GradedResult]:
     """Run ``problems`` through the pruner and grade every path and vote; ``overrides`` go to
     :meth:`Pruner.run` (``signal=``, ``schedule=``)."""
-    outputs = pruner.run(requests_for(pruner.backend, problems), params, progress=progress, **overrides)
+    outputs = pruner.run(requests_for(pruner.tokenizer, problems), params, progress=progress, **overrides)
     return [grade_output(p, o) for p, o in zip(problems, outputs)]

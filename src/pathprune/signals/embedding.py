@@ -89,7 +89,7 @@ class EmbeddingDiversity(Signal):
 
     def score(self, view: CheckView) -> torch.Tensor:
         emb, tokens = self.encoder(view.batch.device).embed(view.texts())
-        view.charge(tokens=tokens, calls=len(view.records))
+        view.charge(tokens=tokens)
 
         def order(rows: list[int]) -> list[int]:
             sim = (emb[rows] @ emb[rows].T).double()
