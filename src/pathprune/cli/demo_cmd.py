@@ -17,7 +17,7 @@ def demo(
     levels: str = typer.Option("6,8", help="Testbed difficulty levels (the hard ones, where pruning matters)."),
     n: int = typer.Option(64, help="Paths per problem (N), the paper's 64."),
     keep: str = typer.Option("8,2,4,16,32", help="Kept paths k (first = the table's; the rest for the figures)."),
-    prefix: str = typer.Option("16,12,24", help="Checkpoints L in tokens (first = the table's)."),
+    prefix: str = typer.Option("16,12,24", "--prefix-tokens", "--prefix", help="Checkpoints L in tokens (first = the table's)."),
     signals: str = typer.Option(DEMO_SIGNALS, help="Signals to compare, one per taxonomy type and references."),
     seed: int = typer.Option(0),
 ) -> None:

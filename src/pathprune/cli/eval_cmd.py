@@ -49,7 +49,7 @@ def eval_(
     limit: int = typer.Option(None, help="Use only the first problems of each source."),
     signals: str = typer.Option("random,jaccard,mean_logprob,conf_lowest,stop", help="Comma-separated signals."),
     n: int = typer.Option(16, help="Paths per problem (N)."),
-    prefix: str = typer.Option("16", help="Checkpoint lengths L, comma-separated (first = main)."),
+    prefix: str = typer.Option("16", "--prefix-tokens", "--prefix", help="Checkpoint lengths L, comma-separated (first = main)."),
     keep: str = typer.Option("4", help="Kept paths k, comma-separated (first = main)."),
     temperature: float = typer.Option(1.0),
     top_p: float = typer.Option(1.0),

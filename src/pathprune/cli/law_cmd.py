@@ -44,9 +44,9 @@ def _notes(law, C: float, P: float, T: float) -> list[str]:
 @app.command()
 def recommend(
     budget: str = typer.Option(..., help=f"Total compute budget C per query ({TOKENS})."),
-    prefix: str = typer.Option(..., help=f"Checkpoint L_prefix ({TOKENS})."),
+    prefix: str = typer.Option(..., "--prefix-tokens", "--prefix", help=f"Checkpoint L_prefix ({TOKENS})."),
     task_length: str = typer.Option(..., help=f"Reference response length L_task of the task ({TOKENS})."),
-    paths: int = typer.Option(None, help="Paths N: also print k = round(γ·N)."),
+    paths: int = typer.Option(None, "--n", "--paths", help="Paths N: also print k = round(γ·N)."),
     constants: Path = typer.Option(None, help="Constants JSON from `pathprune law fit` (default: the paper's)."),
     run: Path = typer.Option(None, help="A `pathprune eval` run of your own model and problems: check whether the "
                                         "recommended γ beats self-consistency at this budget on its paths."),
@@ -115,7 +115,7 @@ def _check_on_run(run: Path, C: float, P: float, T: float, gamma: float) -> None
 @app.command()
 def table(
     task_length: str = typer.Option(..., help=f"Task length L_task ({TOKENS})."),
-    prefixes: str = typer.Option(..., help="Comma-separated L_prefix values (rows), e.g. 512,1024,2048."),
+    prefixes: str = typer.Option(..., "--prefix-tokens", "--prefixes", help="Comma-separated L_prefix values (rows), e.g. 512,1024,2048."),
     budgets: str = typer.Option(..., help="Comma-separated budgets C (columns), e.g. 140k,160k,180k."),
     constants: Path = typer.Option(None, help="Constants JSON (default: the paper's)."),
 ) -> None:

@@ -14,7 +14,7 @@ def serve(
     port: int = typer.Option(8000, help="Port (0 picks a free one)."),
     served_name: str = typer.Option(None, help="Model name clients send (default: --model)."),
     stop_name: str = typer.Option("stop", help="Another name /classify accepts (e.g. assess_lora)."),
-    paths: int = typer.Option(8, help="Default N, paths per prompt."),
+    paths: int = typer.Option(8, "--n", "--paths", help="Default N, paths per prompt."),
     schedule: str = typer.Option("16:4", help="Default pruning schedule L:k[,L:k...]; none = no pruning."),
     signal: str = typer.Option(None, help="Default signal (stop when a STOP checkpoint is loaded, else mean_logprob)."),
     allow_signal: list[str] = typer.Option(None, "--allow-signal",

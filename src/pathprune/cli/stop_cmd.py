@@ -17,7 +17,7 @@ def label(
     levels: str = typer.Option("4,5,6,7,8,9,10", help="Testbed difficulty levels."),
     per_level: int = typer.Option(40, help="Testbed problems per family and level."),
     limit: int = typer.Option(None, help="Use only the first problems."),
-    n_filter: int = typer.Option(16, help="Paths per problem for the difficulty filter (paper: 32)."),
+    n_filter: int = typer.Option(16, "--n", "--n-filter", help="Paths per problem for the difficulty filter (paper: 32)."),
     min_correct: float = typer.Option(0.125, help="Drop problems with fewer correct paths (share)."),
     max_correct: float = typer.Option(0.875, help="Drop problems with more correct paths (share)."),
     prefix_tokens: str = typer.Option("12,16,20,24", help="Cut points in generated tokens."),

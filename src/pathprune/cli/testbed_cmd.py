@@ -54,7 +54,7 @@ def _render(rows, title: str) -> None:
 def stats(
     model: str = typer.Option("testbed", help="Model to measure (a testbed-format checkpoint)."),
     problems: int = typer.Option(50, help="Test problems per level."),
-    paths: int = typer.Option(16, help="Sampled paths per problem (N)."),
+    paths: int = typer.Option(16, "--n", "--paths", help="Sampled paths per problem (N)."),
     temperature: float = typer.Option(1.0, help="Sampling temperature."),
     seed: int = typer.Option(0),
     family: str = typer.Option(None, help="Only this family (chain or list)."),
