@@ -130,5 +130,5 @@ def test_usage_error_names_the_command_and_its_help(tmp_path):
     res = subprocess.run([str(SCRIPT), "law", "recommend", "--budget", "1k"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert res.returncode == 2
-    assert res.stderr.strip() == ("error: Missing option '--prefix'. (usage: pathprune law recommend [OPTIONS]; "
+    assert res.stderr.strip() == ("error: Missing option '--prefix-tokens' / '--prefix'. (usage: pathprune law recommend [OPTIONS]; "
                                   "see 'pathprune law recommend --help')")

@@ -129,10 +129,10 @@ def test_cascade_and_early_eos(testbed):
 def test_same_seed_same_result_and_ties(testbed):
     model, tok = testbed
     problems = _problems(("chain", 6), ("list", 5))
-    a = [[p.as_dict() for p in r.paths] for r in _run(model, tok, problems, "10:3", seed=5)]
-    b = [[p.as_dict() for p in r.paths] for r in _run(model, tok, problems, "10:3", seed=5)]
+    a = [r.path_rows() for r in _run(model, tok, problems, "10:3", seed=5)]
+    b = [r.path_rows() for r in _run(model, tok, problems, "10:3", seed=5)]
     assert a == b
-    assert a != [[p.as_dict() for p in r.paths] for r in _run(model, tok, problems, "10:3", seed=6)]
+    assert a != [r.path_rows() for r in _run(model, tok, problems, "10:3", seed=6)]
     one_by_one = _run(model, tok, problems, "10:3", seed=5, problems_per_batch=1)
     assert a == [[p.as_dict() for p in r.paths] for r in one_by_one]  # batching does not change results
 

@@ -152,6 +152,7 @@ class Pruner:
         self.model, self.tokenizer = model, tokenizer
         self.backend: Backend = TransformersBackend(model, tokenizer)
         self.signal = get_signal(signal)
+        self.signal.validate()  # a bad checkpoint fails now, even when the schedule prunes nothing
         self.schedule = Schedule.of(schedule)
         self.answer_kind = answer_kind or "math"
         self.problems_per_batch, self.top_logprobs = problems_per_batch, top_logprobs
@@ -189,7 +190,10 @@ class Pruner:
         """:meth:`generate` for prompts already encoded as :class:`Request` objects (evaluation attaches
         references there for label-reading signals; a server runs its merged requests as one batch)."""
         params = params or SamplingParams()
-        signal = self.signal if signal is None else get_signal(signal)
+        if signal is not None:
+            signal = get_signal(signal)
+            signal.validate()
+        signal = signal or self.signal
         schedule = (self.schedule if schedule is None else Schedule.of(schedule)).check(params.n,
                                                                                       params.max_new_tokens)
         requests = list(requests)

@@ -65,6 +65,8 @@ class SharedLaunch:
         if not signals:
             raise PathpruneError("give at least one signal")
         self.signals = [get_signal(s) for s in signals]
+        for signal in self.signals:
+            signal.validate()
         self.names = [s if isinstance(s, str) else s.name for s in signals]
         if len(set(self.names)) != len(self.names):
             raise PathpruneError(f"signals given twice: {', '.join(self.names)}")
