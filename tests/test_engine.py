@@ -134,7 +134,7 @@ def test_same_seed_same_result_and_ties(testbed):
     assert a == b
     assert a != [r.path_rows() for r in _run(model, tok, problems, "10:3", seed=6)]
     one_by_one = _run(model, tok, problems, "10:3", seed=5, problems_per_batch=1)
-    assert a == [[p.as_dict() for p in r.paths] for r in one_by_one]  # batching does not change results
+    assert a == [r.path_rows() for r in one_by_one]  # batching does not change results
 
     class Constant(Signal):
         name, source, learnable = "constant", "none", False
