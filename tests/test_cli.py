@@ -84,4 +84,4 @@ def test_usage_errors_in_process_are_one_line(capsys):
     """main() itself (not only the console script) turns typer's usage errors into one line and status 2."""
     assert main(["testbed", "stats", "--paths", "many"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: Invalid value for '--paths'") and "\n" not in err
+    assert err.startswith("error: Invalid value for '--n' / '--paths'") and "\n" not in err
