@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.features import group_confidence, token_confidence
-from ..errors import PathpruneError
 from ..engine.contract import CheckView, Signal
+from ..engine.features import group_confidence, token_confidence
 from ..engine.registry import register_signal
+from ..errors import PathpruneError
 
 
 class _Confidence(Signal):

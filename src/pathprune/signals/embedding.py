@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import PathpruneError
 from ..engine.contract import CheckView, Signal
 from ..engine.registry import register_signal
+from ..errors import PathpruneError
 from .similarity import diversity_scores, greedy_order
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import PathpruneError
 from ..engine.contract import CheckView, Signal
 from ..engine.registry import register_signal
+from ..errors import PathpruneError
 
 AGGREGATES = {"last": lambda r: r[-1], "min": min, "mean": lambda r: sum(r) / len(r),
               "prod": lambda r: float(torch.tensor(r, dtype=torch.float64).prod())}
@@ -53,7 +53,7 @@ def parse_path_options(name: str, arg: str | None, allowed: set[str]) -> tuple[P
 
 
 def question_text(view: CheckView, problem_index: int) -> str:
-    """The question as the generator saw it: its prompt ids decoded (chat markup stripped of special tokens)."""
+    """The question as the generator saw it: the prompt text, or the last user message of a chat."""
     return view.requests[problem_index].question
 
 

@@ -23,13 +23,13 @@ import zlib
 
 import torch
 
+from ..engine.contract import CheckView, Signal
 from ..engine.loop import sample
+from ..engine.registry import register_signal
 from ..engine.sampling import SamplingParams
 from ..errors import PathpruneError
 from ..tasks.answers import extract_answer
 from ..tasks.grading import answers_equal
-from ..engine.contract import CheckView, Signal
-from ..engine.registry import register_signal
 
 
 @register_signal("oracle")

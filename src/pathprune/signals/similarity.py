@@ -16,9 +16,9 @@ from collections.abc import Callable
 import torch
 
 from ..engine.batch import rows_by_problem
-from ..errors import PathpruneError
 from ..engine.contract import CheckView, Signal
 from ..engine.registry import register_signal
+from ..errors import PathpruneError
 
 
 def ngrams(tokens: list[int], n: int) -> set[tuple[int, ...]]:

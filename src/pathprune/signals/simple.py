@@ -6,10 +6,10 @@ import zlib
 
 import torch
 
-from ..engine.features import mean_logprob
-from ..errors import PathpruneError
 from ..engine.contract import CheckView, Signal
+from ..engine.features import mean_logprob
 from ..engine.registry import register_signal
+from ..errors import PathpruneError
 
 
 @register_signal("random")
