@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pathprune.engine import LiveBatch, Pruner, SamplingParams
+from pathprune.engine import LiveBatch, SamplingParams
 from pathprune.engine.backend import suppressed_ids
 from pathprune.errors import PathpruneError
 from pathprune.signals import CheckView, get_signal

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pathprune.engine import Pruner, SamplingParams
+from pathprune.engine import SamplingParams
 from pathprune.errors import PathpruneError
 from pathprune.signals import available_signals, get_signal
 from pathprune.signals.confidence import group_confidence, token_confidence

@@ -1,6 +1,5 @@
 """The shipped testbed checkpoint: a standard HF model, its tokenizer, and the properties it promises."""
 
-import torch
 
 from pathprune.engine.loop import sample
 from pathprune.engine.sampling import SamplingParams

@@ -26,7 +26,7 @@ Example::
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 STRATEGY_WORDS = ("S0", "S1")
 DOUBT = "?"
