@@ -18,6 +18,12 @@ def tie_key(score: float) -> float:
     return float(f"{score:.5g}")
 
 
+def ranked(candidates: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    """``(path_index, score)`` candidates best first: higher score (ties to 5 significant digits), then
+    the lower path index. The one ranking rule of pruning."""
+    return sorted(candidates, key=lambda c: (-tie_key(c[1]), c[0]))
+
+
 def select_kept(candidates: Sequence[tuple[int, float]], keep: int | None = None,
                 threshold: float | None = None) -> list[int]:
     """Path indices kept among one problem's ``(path_index, score)`` candidates, in index order.
@@ -25,7 +31,7 @@ def select_kept(candidates: Sequence[tuple[int, float]], keep: int | None = None
     Top-``keep`` by score, or every path scoring at least ``threshold`` (at least one);
     ties go to the lower path index.
     """
-    order = sorted(candidates, key=lambda c: (-tie_key(c[1]), c[0]))
+    order = ranked(candidates)
     if keep is not None:
         chosen = order[:keep]
     else:

@@ -30,7 +30,7 @@ from itertools import combinations
 
 import numpy as np
 
-from ..engine.selection import tie_key
+from ..engine.selection import ranked
 from ..tasks.grading import answers_equal
 from .offline import ProblemOutcome, Setting, outcome
 from .summary import ByProblem
@@ -176,9 +176,10 @@ def worst_problems(units: list[dict], paths: dict[str, list[dict]], signals: lis
         rows = []
         for name in signals:
             o = outcome(u, ps, Setting(name, prefix, keep))
-            live = [(p, p["signals"][name][str(prefix)][0]) for p in ps if str(prefix) in p["signals"].get(name, {})]
-            live.sort(key=lambda ps_: (-tie_key(ps_[1]), ps_[0]["path_index"]))
-            best = next(((r + 1, s) for r, (p, s) in enumerate(live) if p["correct"]), (None, None))
+            by_index = {p["path_index"]: p for p in ps}
+            live = ranked([(p["path_index"], p["signals"][name][str(prefix)][0])
+                           for p in ps if str(prefix) in p["signals"].get(name, {})])
+            best = next(((r + 1, s) for r, (i, s) in enumerate(live) if by_index[i]["correct"]), (None, None))
             rows.append({"signal": name, "lost": not o.any_correct, "kept_right": sum(o.correct),
                          "kept": len(o.kept), "vote_correct": o.vote_correct, "best_right_rank": best[0],
                          "best_right_score": best[1], "cutoff_score": live[keep - 1][1] if len(live) >= keep else None})
