@@ -14,7 +14,6 @@ answers are involved: grading is a separate step (:mod:`pathprune.evaluation`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,7 @@ from .batch import LiveBatch, PathRecord, rows_by_problem
 from .contract import CheckView, Signal
 from .loop import check_context, launch_check_resume, request_key, resolve_seed
 from .registry import get_signal
-from .request import Prompt, Request, prompt_kind, question_of
+from .request import Prompt, Request, prompt_id, prompt_kind, question_of
 from .sampling import SamplingParams
 from .schedule import Schedule, Stage
 from .selection import majority, select_kept
@@ -110,11 +109,6 @@ def _is_single(prompts) -> bool:
         isinstance(x, Mapping) or (isinstance(x, int) and not isinstance(x, bool)) for x in prompts)
 
 
-def _default_request_id(ids: list[int]) -> str:
-    """Same prompt, same id, same paths (for a given seed), whatever else is in the batch."""
-    return hashlib.sha256(str(ids).encode()).hexdigest()[:16]
-
-
 class Pruner:
     """Sample N paths per prompt, prune them at the schedule's checkpoints, finish the rest, vote.
 
@@ -179,7 +173,7 @@ class Pruner:
         for i, prompt in enumerate(prompts):
             prompt_kind(prompt)  # a one-line error for what is not a prompt
             ids = self.backend.encode(prompt)
-            rid = request_ids[i] if request_ids is not None else _default_request_id(ids)
+            rid = request_ids[i] if request_ids is not None else prompt_id(ids)
             requests.append(Request(rid, tuple(ids), question_of(self.tokenizer, prompt), kind))
         return self.run(requests, params, signal=signal, schedule=schedule, abort=abort, progress=progress)
 

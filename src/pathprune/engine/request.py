@@ -8,6 +8,7 @@ labels (the Monte-Carlo oracle).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -32,6 +33,12 @@ class Request:
     reference: str | None = None
     """Reference answer, only for signals that read labels; generation never needs it."""
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def prompt_id(ids: Sequence[int]) -> str:
+    """A request id from the prompt's token ids: same prompt, same id, so the same paths for a given
+    seed whatever else shares the batch."""
+    return hashlib.sha256(str(list(ids)).encode()).hexdigest()[:16]
 
 
 def prompt_kind(prompt: Prompt) -> str:

@@ -12,7 +12,6 @@ into its problem key, so a request gets the same paths alone or merged.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ import torch
 from ..engine.contract import Signal
 from ..engine.pruner import Pruner, RequestOutput
 from ..engine.registry import check_signal_name, get_signal
-from ..engine.request import Prompt, Request, encode_prompt, question_of
+from ..engine.request import Prompt, Request, encode_prompt, prompt_id, question_of
 from ..engine.sampling import SamplingParams
 from ..errors import PathpruneError
 from .config import ServerConfig
@@ -53,7 +52,7 @@ class ClassifyWork:
 
 def _request_id(seed: int, ids: list[int]) -> str:
     """Seeds the request's random streams: same seed and prompt, same paths, whatever the batch."""
-    return f"{seed}:{hashlib.sha256(str(ids).encode()).hexdigest()[:16]}"
+    return f"{seed}:{prompt_id(ids)}"
 
 
 class ModelRunner:
