@@ -68,6 +68,11 @@ class Signal(ABC):
 
         Called when a signal is built for a run, whether or not the schedule prunes."""
 
+    def vllm_overrides(self, model_dir) -> dict:
+        """Config overrides a vLLM engine for ``model_dir`` needs to run this signal's check inside vLLM
+        (e.g. STOP's model plugin); default: none. The vLLM backend builds its engine with them."""
+        return {}
+
     @abstractmethod
     def score(self, view: CheckView) -> torch.Tensor:
         """One float per live row (``view.records`` order); higher = more promising."""

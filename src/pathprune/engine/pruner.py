@@ -35,7 +35,7 @@ from .sampling import SamplingParams
 from .schedule import Schedule, Stage
 from .selection import majority, select_kept
 
-BACKENDS = ("transformers",)
+BACKENDS = ("transformers", "vllm")
 
 
 @dataclass
@@ -121,12 +121,14 @@ class Pruner:
             default ``"testbed"`` for the testbed model, else ``"math"``.
         problems_per_batch: prompts sampled together (N rows each).
         top_logprobs: top-k log-probabilities kept per token for confidence signals.
-        backend: the generation backend (``"transformers"``).
+        backend: ``"transformers"`` (pathprune's own decode loop, the default) or ``"vllm"`` (a vLLM engine
+            built from the model's directory; the signal's model plugin, e.g. STOP's, loaded into it).
+        engine_args: extra arguments for ``vllm.LLM`` (backend ``"vllm"`` only).
     """
 
     def __init__(self, model="testbed", signal: Signal | str = "random", schedule: Schedule | str | None = None,
                  *, tokenizer=None, answer_kind: str | None = None, problems_per_batch: int = 4,
-                 top_logprobs: int = 5, backend: str = "transformers"):
+                 top_logprobs: int = 5, backend: str = "transformers", engine_args: dict | None = None):
         if backend not in BACKENDS:
             raise PathpruneError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}",
                                  parameter="backend", value=backend)
@@ -134,19 +136,30 @@ class Pruner:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
         if top_logprobs < 0:
             raise PathpruneError(f"top_logprobs must be >= 0, got {top_logprobs}")
-        if isinstance(model, (str, Path)):
-            from ..models import load_model
-
-            answer_kind = answer_kind or ("testbed" if str(model) == "testbed" else None)
-            model, tokenizer = load_model(str(model))
-        elif isinstance(model, tuple):
-            model, tokenizer = model
-        if tokenizer is None:
-            raise PathpruneError("give the model's tokenizer: Pruner((model, tokenizer)) or tokenizer=")
-        self.model, self.tokenizer = model, tokenizer
-        self.backend: Backend = TransformersBackend(model, tokenizer)
+        if isinstance(model, (str, Path)) and str(model) == "testbed":
+            answer_kind = answer_kind or "testbed"
         self.signal = get_signal(signal)
         self.signal.validate()  # a bad checkpoint fails now, even when the schedule prunes nothing
+        if backend == "vllm":
+            from .vllm_backend import load_vllm_backend, model_directory
+
+            directory = model_directory(model)
+            self.backend: Backend = load_vllm_backend(directory, hf_overrides=self.signal.vllm_overrides(directory),
+                                                      **(engine_args or {}))
+            self.model, self.tokenizer = None, self.backend.tokenizer
+        else:
+            if engine_args:
+                raise PathpruneError("engine_args are for backend='vllm'", parameter="engine_args")
+            if isinstance(model, (str, Path)):
+                from ..models import load_model
+
+                model, tokenizer = load_model(str(model))
+            elif isinstance(model, tuple):
+                model, tokenizer = model
+            if tokenizer is None:
+                raise PathpruneError("give the model's tokenizer: Pruner((model, tokenizer)) or tokenizer=")
+            self.model, self.tokenizer = model, tokenizer
+            self.backend = TransformersBackend(model, tokenizer)
         self.schedule = Schedule.of(schedule)
         self.answer_kind = answer_kind or "math"
         self.problems_per_batch, self.top_logprobs = problems_per_batch, top_logprobs
@@ -187,6 +200,7 @@ class Pruner:
         if signal is not None:
             signal = get_signal(signal)
             signal.validate()
+            self._check_plugin(signal)
         signal = signal or self.signal
         schedule = (self.schedule if schedule is None else Schedule.of(schedule)).check(params.n,
                                                                                       params.max_new_tokens)
@@ -202,6 +216,15 @@ class Pruner:
             if progress:
                 progress(len(chunk))
         return out
+
+    def _check_plugin(self, signal: Signal) -> None:
+        """A per-call signal on the vLLM backend needs the model plugin the engine was built with."""
+        if getattr(self.backend, "name", "") != "vllm":
+            return
+        directory = self.backend.path
+        if signal.vllm_overrides(directory) != self.signal.vllm_overrides(directory):
+            raise PathpruneError(f"signal {signal.name!r} needs another vLLM model plugin than this engine's "
+                                 f"({self.signal.name!r}); build a Pruner with it")
 
     @torch.no_grad()
     def _run_batch(self, requests: list[Request], params: SamplingParams, signal: Signal, schedule: Schedule,

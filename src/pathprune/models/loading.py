@@ -34,7 +34,7 @@ def resolve(spec: str | Path, progress=None) -> Path:
     return path
 
 
-def _check_causal_lm(path: Path) -> None:
+def check_causal_lm(path: Path) -> None:
     try:
         config = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as err:
@@ -79,7 +79,7 @@ def load_model(spec: str | Path, *, dtype=None, device: str = "cpu", progress=No
     from transformers import AutoModelForCausalLM
 
     path = resolve(spec, progress=progress)
-    _check_causal_lm(path)
+    check_causal_lm(path)
     try:
         tokenizer = load_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32)

@@ -49,8 +49,34 @@ class StopSignal(Signal):
             attached[key] = load_stop(model, self.path)
         return attached[key]
 
+    def vllm_overrides(self, model_dir) -> dict:
+        """Run this checkpoint inside the vLLM engine (:mod:`pathprune.stop.vllm_plugin`)."""
+        from ..models.loading import load_tokenizer
+        from ..stop.vllm_plugin import overrides
+
+        return overrides(self.path, Path(model_dir), load_tokenizer(Path(model_dir)))
+
     def score(self, view: CheckView) -> torch.Tensor:
+        if view.batch.model is None:  # the vLLM backend: the engine's plugin scores, the bias is added here
+            return self._score_vllm(view)
         return self.module_for(view.batch.model).score_cached(view.batch)
+
+    def _score_vllm(self, view: CheckView) -> torch.Tensor:
+        from ..stop.checkpoint import read_config
+        from ..stop.module import standardised_features
+        from ..stop.vllm_plugin import READ_IDS, stop_marker_id
+
+        if not hasattr(self, "_head"):
+            from safetensors.torch import load_file
+
+            tensors = load_file(self.path / "stop_head.safetensors")
+            self._head = (read_config(self.path)[0], float(tensors["head.bias"][0]), tensors.get("feature_head.weight"))
+        cfg, bias, feature_weight = self._head
+        logp = view.batch.read([stop_marker_id(view.tokenizer)] * cfg.n_stop, list(READ_IDS))
+        logits = logp[:, 0] - logp[:, 1] + bias
+        if feature_weight is not None:
+            logits = logits + standardised_features([r.logprobs for r in view.records], cfg) @ feature_weight[0]
+        return torch.sigmoid(logits)
 
 
 @register_signal("stop_lp")

@@ -145,6 +145,37 @@ def model_name(spec) -> str:
     return path.name or text
 
 
+def fingerprint_files(directory) -> dict:
+    """:func:`fingerprint` of the model a Hugging Face directory holds, read from its config and safetensors
+    without building it (a vLLM engine loads the model itself). Same slices: the input embeddings' first and
+    last 8 rows and the last parameter (``lm_head.weight``, or ``model.norm.weight`` with tied embeddings)."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    directory = Path(directory)
+    cfg = json.loads((directory / "config.json").read_text())
+    tied = cfg.get("tie_word_embeddings", False)
+    wanted = {"model.embed_tokens.weight": None, ("model.norm.weight" if tied else "lm_head.weight"): None}
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as f:
+            for name in set(wanted) & set(f.keys()):
+                wanted[name] = f.get_tensor(name)
+    missing = [n for n, t in wanted.items() if t is None]
+    if missing:
+        from ..errors import PathpruneError
+
+        raise PathpruneError(f"{directory}: no {', '.join(missing)} in its safetensors files")
+    emb, last = wanted.values()
+    h = hashlib.sha256()
+    for t in (emb[:8], emb[-8:], last):
+        h.update(t.float().contiguous().numpy().tobytes()[:65536])
+    return {"architecture": (cfg.get("architectures") or ["?"])[0], "vocab_size": int(cfg["vocab_size"]),
+            "hidden_size": int(cfg["hidden_size"]), "num_hidden_layers": int(cfg["num_hidden_layers"]),
+            "weights_sha256": h.hexdigest()[:16]}
+
+
 def fingerprint(model) -> dict:
     """Identify a base model: architecture, vocab, shape, and a SHA-256 of slices of a few weights."""
     cfg = model.config

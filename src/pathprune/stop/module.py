@@ -64,6 +64,14 @@ def logprob_features(logprobs: list[list[float]], names: list[str]) -> torch.Ten
     return torch.tensor([[LOGPROB_FEATURES[n](lp) for n in names] for lp in logprobs], dtype=torch.float32)
 
 
+def standardised_features(logprobs: list[list[float]], cfg: StopConfig) -> torch.Tensor:
+    """(R, F) head features standardised with the checkpoint's training statistics."""
+    raw = logprob_features(logprobs, cfg.head_features)
+    mean = torch.tensor(cfg.feature_mean or [0.0] * raw.shape[1])
+    std = torch.tensor(cfg.feature_std or [1.0] * raw.shape[1])
+    return (raw - mean) / std
+
+
 class StopModule(nn.Module):
     """STOP on a frozen backbone. Build with ``StopModule(model, StopConfig(...))``."""
 
@@ -145,11 +153,7 @@ class StopModule(nn.Module):
     # -- scoring -----------------------------------------------------------------------
     def features(self, logprobs: list[list[float]]) -> torch.Tensor:
         """(R, F) standardised head features (training statistics) from generated-token log-probabilities."""
-        cfg = self.config
-        raw = logprob_features(logprobs, cfg.head_features)
-        mean = torch.tensor(cfg.feature_mean or [0.0] * raw.shape[1])
-        std = torch.tensor(cfg.feature_std or [1.0] * raw.shape[1])
-        return (raw - mean) / std
+        return standardised_features(logprobs, self.config)
 
     def logits_cached(self, batch, grad: bool = False, logprobs: list[list[float]] | None = None) -> torch.Tensor:
         """(R,) head logits for every row of a :class:`LiveBatch`, reusing its cache (restored after).

