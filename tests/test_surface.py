@@ -91,3 +91,12 @@ def test_bad_construction_is_a_one_line_error(testbed):
         Pruner(testbed, schedule="16:8").generate("C 1 =", SamplingParams(n=4, max_new_tokens=40))
     with pytest.raises(PathpruneError, match="tokenizer"):
         Pruner(testbed[0])
+
+
+def test_backend_vllm_without_vllm_is_a_one_line_error():
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here (tests/test_vllm.py runs it)")
+    with pytest.raises(PathpruneError, match="backend 'vllm' needs vLLM: pip install"):
+        Pruner("testbed", backend="vllm")

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..errors import PathpruneError
 from .console import console, parse_int_list, progress_bar
+from .inputs import BACKEND_HELP
 
 
 def problems_with_datasets(benchmarks: list[str], testbed_split: str, levels: str | None, per_level: int,
@@ -62,13 +63,13 @@ def eval_(
     ray_address: str = typer.Option("local", help="local = start Ray here; auto, HOST:PORT or ray://HOST:PORT."),
     worker_cpus: float = typer.Option(1.0, help="CPUs per Ray worker (also its torch threads)."),
     worker_gpus: float = typer.Option(0.0, help="GPUs per Ray worker."),
+    backend: str = typer.Option("transformers", help=BACKEND_HELP),
 ) -> None:
     """Compare signals fairly: one launch, every signal scores the same prefixes, every path finished once."""
     from ..evaluation.report import build_report
     from ..evaluation.runs import EvalConfig, run_eval
     from ..io.runlog import cleaned_on_failure
-    from ..models import load_model
-    from .inputs import checked_signals
+    from .inputs import checked_backend, checked_signals, model_and_tokenizer
 
     seed_list = list(parse_int_list(seeds, "seeds") or (0,))
     cfg = EvalConfig(model=model, signals=[s.strip() for s in signals.split(",") if s.strip()], n=n,
@@ -78,15 +79,16 @@ def eval_(
                      problems=dict(benchmarks=benchmark or None, testbed_split=testbed_split, levels=levels,
                                    per_level=per_level, limit=limit))
     # every input is checked before a model is loaded or anything is written to --out
-    checked_signals(cfg.signals)
+    signal_objects = checked_signals(cfg.signals)
     if workers < 0:
         raise PathpruneError(f"--workers must be >= 0, got {workers}")
+    checked_backend(backend, workers=workers)
     if workers >= 2:
         from ..distributed.ray_executor import check_address
 
         check_address(ray_address)
     problems, datasets = problems_with_datasets(benchmark or [], testbed_split, levels, per_level, limit, seed_list[0])
-    m, tok = load_model(model) if workers < 2 else (None, None)
+    m, tok = model_and_tokenizer(model, backend, signal_objects) if workers < 2 else (None, None)
     with cleaned_on_failure(out), progress_bar() as bar:
         task = bar.add_task("problems × seeds", total=len(problems) * len(seed_list))
         run_eval(m, tok, problems, cfg, out, datasets, progress=lambda k: bar.advance(task, k), workers=workers,

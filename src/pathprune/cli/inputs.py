@@ -30,6 +30,44 @@ def checked_signals(specs: list[str], *, prunes: bool = True) -> list:
     return signals
 
 
+BACKEND_HELP = "Generation backend: transformers (pathprune's decode loop) or vllm (a vLLM engine; needs vLLM)."
+
+
+def checked_backend(name: str, *, workers: int = 0) -> str:
+    """A known backend; vLLM batches every request itself, so it runs in this process (no Ray workers)."""
+    from ..engine.pruner import BACKENDS
+    from ..errors import suggest
+
+    if name not in BACKENDS:
+        raise PathpruneError(f"unknown backend {name!r}{suggest(name, BACKENDS)}; available: {', '.join(BACKENDS)}",
+                             parameter="backend", value=name)
+    if name == "vllm" and workers >= 2:
+        raise PathpruneError("--backend vllm runs in one process (vLLM batches the requests itself); "
+                             "drop --workers", parameter="workers", value=workers)
+    return name
+
+
+def model_and_tokenizer(model: str, backend: str, signals: list | None = None):
+    """``(model, tokenizer)`` for a run: a transformers model, or a vLLM backend in its place, built with the
+    model plugin the signals need (one per engine: STOP checkpoints that differ need separate runs)."""
+    if backend == "vllm":
+        from ..engine.vllm_backend import load_vllm_backend, model_directory
+
+        directory, overrides, owner = model_directory(model), {}, None
+        for signal in signals or []:
+            wanted = signal.vllm_overrides(directory)
+            if wanted and overrides and wanted != overrides:
+                raise PathpruneError(f"signals {owner!r} and {signal.name!r} each need their own vLLM model plugin; "
+                                     "evaluate them in separate runs on --backend vllm")
+            if wanted:
+                overrides, owner = wanted, signal.name
+        engine = load_vllm_backend(directory, hf_overrides=overrides)
+        return engine, engine.tokenizer
+    from ..models import load_model
+
+    return load_model(model)
+
+
 def nonempty(problems: list, what: str) -> list:
     """``problems``, or a one-line error when the selection matched nothing."""
     if not problems:

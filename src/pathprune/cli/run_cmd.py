@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .console import console, parse_int_list, progress_bar
+from .inputs import BACKEND_HELP, checked_backend
 
 
 def load_problems(benchmark: str | None, testbed_split: str, levels: str | None, per_level: int, limit: int | None,
@@ -52,14 +53,15 @@ def run(
     max_new_tokens: int = typer.Option(160),
     seed: int = typer.Option(0),
     problems_per_batch: int = typer.Option(4, help="Problems sampled together (N rows each)."),
+    backend: str = typer.Option("transformers", help=BACKEND_HELP),
 ) -> None:
     """Sample N paths per problem, prune at the schedule's checkpoints with a signal, finish the rest, vote."""
     from ..engine import Pruner, SamplingParams, Schedule
     from ..io.runlog import RunLog, cleaned_on_failure
-    from ..models import load_model
     from .inputs import checked_signals
 
     # every input is checked before a model is loaded or anything is written to --out
+    checked_backend(backend)
     sampling = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
                               max_new_tokens=max_new_tokens, seed=seed)
     prunes = bool(Schedule.of(schedule).check(sampling.n, sampling.max_new_tokens).stages)
@@ -67,9 +69,14 @@ def run(
     problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
     config = {"model": model, "benchmark": benchmark, "testbed_split": testbed_split, "levels": levels,
               "per_level": per_level, "limit": limit, "signal": signal or "random", "schedule": schedule,
-              "sampling": sampling.__dict__, "problems_per_batch": problems_per_batch}
-    m, tok = load_model(model)
-    pruner = Pruner((m, tok), checked, schedule, problems_per_batch=problems_per_batch)
+              "sampling": sampling.__dict__, "problems_per_batch": problems_per_batch,
+              **({"backend": backend} if backend != "transformers" else {})}  # older run directories resume
+    if backend == "vllm":
+        pruner = Pruner(model, checked, schedule, problems_per_batch=problems_per_batch, backend="vllm")
+    else:
+        from ..models import load_model
+
+        pruner = Pruner(load_model(model), checked, schedule, problems_per_batch=problems_per_batch)
     with cleaned_on_failure(out):
         _run(RunLog(out, config), pruner, problems, sampling, problems_per_batch, out)
 

@@ -29,6 +29,7 @@ def serve(
     request_timeout: float = typer.Option(120.0, help="Seconds before a request is answered 504."),
     threads: int = typer.Option(None, help="Torch threads of the model worker (default: torch's choice)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    backend: str = typer.Option("transformers", help=BACKEND_HELP),
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions, /classify, /health, /v1/models and /metrics."""
     from uvicorn.config import LOG_LEVELS
@@ -42,6 +43,7 @@ def serve(
     if log_level not in LOG_LEVELS:
         raise PathpruneError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     config = ServerConfig(model=model, host=host, port=port, served_name=served_name, stop=stop, stop_name=stop_name,
+                          backend=backend,
                           default_paths=paths, default_schedule=schedule, default_signal=signal,
                           allow_signals=tuple(allow_signal or ()),
                           default_max_tokens=max_tokens, max_paths=max_paths, max_tokens=max_tokens_limit,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .console import console, parse_int_list, progress_bar
+from .inputs import BACKEND_HELP, checked_backend, model_and_tokenizer
 
 
 def label(
@@ -32,11 +33,11 @@ def label(
     worker_gpus: float = typer.Option(0.0, help="GPUs per worker (e.g. 1)."),
     max_retries: int = typer.Option(2, help="Retries of a problem whose worker failed or died, then it is "
                                             "recorded as failed."),
+    backend: str = typer.Option("transformers", help=BACKEND_HELP),
 ) -> None:
     """Label prefixes with Monte-Carlo success rates (soft labels) for STOP training."""
     from ..errors import PathpruneError
     from ..io.runlog import cleaned_on_failure
-    from ..models import load_model
     from ..stop.labels import LabelConfig, run_labelling
     from .run_cmd import load_problems
 
@@ -45,6 +46,7 @@ def label(
                       max_new_tokens=max_new_tokens, seed=seed)
     if workers < 0:
         raise PathpruneError(f"--workers must be >= 0, got {workers}", parameter="workers", value=workers)
+    checked_backend(backend, workers=workers)
     if workers >= 2:
         from ..distributed.ray_executor import check_address
 
@@ -61,7 +63,7 @@ def label(
                 resources={"num_cpus": worker_cpus, "num_gpus": worker_gpus},
                 progress=lambda n: bar.advance(task, n))
         else:
-            m, tok = load_model(model)
+            m, tok = model_and_tokenizer(model, backend)
             log = run_labelling(m, tok, problems, cfg, out, model, progress=lambda n: bar.advance(task, n))
     kept = sum(bool(u.get("kept")) for u in log.units)
     failed = [u for u in log.units if u.get("failed")]

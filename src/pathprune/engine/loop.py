@@ -31,6 +31,8 @@ class Trace:
     """Decoding before each checkpoint, then after the last one (len = checkpoints + 1)."""
     check_seconds: list[float] = field(default_factory=list)
     """Time spent in ``on_check`` at each checkpoint (0 where no path was live)."""
+    prefix_cache: dict = field(default_factory=dict)
+    """(prompt index, phase) → prefix-cache hits, from backends that report them (vLLM)."""
 
 
 def request_key(request_id: str) -> int:
@@ -70,6 +72,7 @@ def launch_check_resume(backend: Backend, prompts: list[list[int]], keys: list[i
         t0 = time.perf_counter()
         trace.check_seconds.append(t0 - t1)
     backend.resume(batch, params, top_logprobs)
+    trace.prefix_cache = dict(getattr(batch, "hits", {}))
     backend.free(batch)
     trace.decode_seconds.append(time.perf_counter() - t0)
     return trace
@@ -79,12 +82,13 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams,
            problem_keys: list[int] | None = None) -> list[list[list[int]]]:
     """Sample ``params.n`` completions for every prompt; returns ``out[prompt][path] = token ids``.
 
+    ``model`` is a transformers model (with its ``tokenizer``) or a :class:`Backend` (e.g. the vLLM one).
     ``problem_keys`` (e.g. CRC32 of problem ids) seed each prompt's paths; by
     default the prompt's position in this call does. Each prompt is prefilled
     once and its cache shared by its n paths; rows that emit EOS (kept as their
     last token) leave the batch at once. This is Launch without checkpoints.
     """
-    backend = TransformersBackend(model, tokenizer)
+    backend = model if hasattr(model, "launch") else TransformersBackend(model, tokenizer)
     if not prompts:
         raise PathpruneError("every prompt must have at least one token")
     check_context(backend, prompts, params.max_new_tokens, [f"prompt {i}" for i in range(len(prompts))])

@@ -74,6 +74,9 @@ class RequestOutput:
     usage: TokenUsage
     times: StageTimes
     memory: dict = field(default_factory=dict)
+    prefix_cache: dict = field(default_factory=dict)
+    """vLLM backend: prompt tokens sent and read from its prefix cache per phase ("launch", "check",
+    "resume"), e.g. ``{"check": {"tokens": 560, "cached": 512, "share": 0.914}}``; empty on transformers."""
 
 
 def score_view(signal: Signal, view: CheckView) -> torch.Tensor:
@@ -222,7 +225,8 @@ class Pruner:
         if getattr(self.backend, "name", "") != "vllm":
             return
         directory = self.backend.path
-        if signal.vllm_overrides(directory) != self.signal.vllm_overrides(directory):
+        wanted = signal.vllm_overrides(directory)
+        if wanted and wanted != self.signal.vllm_overrides(directory):
             raise PathpruneError(f"signal {signal.name!r} needs another vLLM model plugin than this engine's "
                                  f"({self.signal.name!r}); build a Pruner with it")
 
@@ -260,9 +264,12 @@ class Pruner:
         times = StageTimes(launch=decode[0], check=sum(trace.check_seconds), resume=sum(decode[1:]))
         times = times.scaled(1 / len(requests))
         last = schedule.stages[-1].prefix_tokens if schedule.stages else 0
-        return [self._output(r, [rec for rec in trace.records if rec.problem_index == i], last,
+        outs = [self._output(r, [rec for rec in trace.records if rec.problem_index == i], last,
                              check_tokens[i], reencoded[i], times, memory)
                 for i, r in enumerate(requests)]
+        for (i, phase), hits in sorted(trace.prefix_cache.items()):
+            outs[i].prefix_cache[phase] = hits.as_dict()
+        return outs
 
     def _output(self, request: Request, records: list[PathRecord], last: int, check_tokens: int,
                 reencoded: int, times: StageTimes, memory: dict) -> RequestOutput:

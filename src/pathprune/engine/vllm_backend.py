@@ -169,14 +169,19 @@ class VllmBackend:
         args = dict(model=str(path), skip_tokenizer_init=True, dtype=dtype, enable_prefix_caching=True,
                     max_model_len=self.context, logits_processors=[PathSampler], max_logprobs=20, seed=0,
                     hf_overrides=hf_overrides or None)
-        if on_cpu:
-            args.update(enforce_eager=True, block_size=CPU_BLOCK)
+        if on_cpu:  # torch.compile's warm-up costs ~20 s per engine on CPU and gains little for small models
+            args.update(enforce_eager=True, block_size=CPU_BLOCK, compilation_config={"mode": 0})
         args.update(engine_args)
         self.block_size = args.get("block_size") or 16
         self.llm = LLM(**args)
 
     def encode(self, prompt: Prompt) -> list[int]:
         return encode_prompt(self.tokenizer, prompt)
+
+    def prefix_batch(self, prefixes: list[list[int]]) -> VllmBatch:
+        """A batch whose rows are the given token ids (to score prefixes outside a run, e.g. ``/classify``)."""
+        return VllmBatch(self, [list(p) for p in prefixes], [PathRecord(i, 0) for i in range(len(prefixes))],
+                         torch.zeros(len(prefixes), dtype=torch.long))
 
     def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> VllmBatch:
         records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]

@@ -52,7 +52,8 @@ class SharedLaunch:
     """Launch N paths per problem, score them with every signal at every checkpoint, finish all.
 
     Args:
-        model, tokenizer: from :func:`pathprune.load_model`.
+        model, tokenizer: from :func:`pathprune.load_model`, or a generation backend (e.g. the vLLM one) and its
+            tokenizer.
         signals: registry specs (``"stop"``, ``"conf_lowest:8"``) or :class:`Signal` objects.
         checkpoints: prefix lengths L at which every signal scores the live paths.
         sampling: ``sampling.n`` is N; ``max_new_tokens`` bounds every path.
@@ -76,7 +77,7 @@ class SharedLaunch:
                                  f"(max_new_tokens {sampling.max_new_tokens}), got {list(checkpoints)}")
         if problems_per_batch < 1:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
-        self.backend = TransformersBackend(model, tokenizer)
+        self.backend = model if hasattr(model, "launch") else TransformersBackend(model, tokenizer)  # or vLLM's
         self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
         self.problems_per_batch = problems_per_batch
 

@@ -63,7 +63,7 @@ class GradedResult:
         out = self.output
         return {"problem_id": self.problem.id, "reference": self.problem.answer, "answer": out.answer,
                 "correct": self.correct, "usage": out.usage.as_dict(), "times": out.times.as_dict(),
-                "memory": out.memory}
+                "memory": out.memory, **({"prefix_cache": out.prefix_cache} if out.prefix_cache else {})}
 
 
 def grade_output(problem: Problem, output: RequestOutput) -> GradedResult:

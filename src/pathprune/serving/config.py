@@ -24,6 +24,8 @@ class ServerConfig:
     """Port to bind (0 picks a free one)."""
     served_name: str | None = None
     """The name clients pass as ``model`` (default: ``model`` as given)."""
+    backend: str = "transformers"
+    """Generation backend: ``transformers`` or ``vllm`` (one vLLM engine; STOP runs inside it as its plugin)."""
     stop: str | None = None
     """STOP checkpoint directory; the testbed's shipped one when serving ``testbed``; None elsewhere."""
     stop_name: str = "stop"
@@ -65,6 +67,11 @@ class ServerConfig:
     OpenMP spin-waiting against other processes (measured 10x slower with 2 threads on a loaded 2-core box)."""
 
     def __post_init__(self) -> None:
+        from ..engine.pruner import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise PathpruneError(f"unknown backend {self.backend!r}; available: {', '.join(BACKENDS)}",
+                                 parameter="backend")
         positive = ("default_paths", "default_max_tokens", "max_paths", "max_tokens", "max_prompts",
                     "max_classify_inputs", "max_body_bytes", "max_queue", "max_batch_requests", "max_batch_rows")
         for name in positive:

@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from ..engine.contract import Signal
+from ..engine.contract import CheckView, Signal
 from ..engine.pruner import Pruner, RequestOutput
 from ..engine.registry import check_signal_name, get_signal
 from ..engine.request import Prompt, Request, encode_prompt, prompt_id, question_of
@@ -63,19 +63,26 @@ class ModelRunner:
         from ..signals.stop_signal import StopSignal
 
         self.config = config
-        self.model, self.tokenizer = load_model(config.model)
-        self.context: int | None = getattr(self.model.config, "max_position_embeddings", None)
-        self.vocab_size = self.model.get_input_embeddings().num_embeddings
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.answer_kind = "testbed" if config.model == "testbed" else "math"
-        self.pruner = Pruner((self.model, self.tokenizer), answer_kind=self.answer_kind)
         stop = stop_checkpoint_for(config)
         self._signals: dict[str, Signal] = {}
-        self.stop_module = None
+        self.stop_module = None  # the transformers STOP module, or the checkpoint's config on vLLM
         self.stop_token_id: int | None = None
-        if stop:
-            signal = StopSignal(str(stop))
-            self.stop_module = signal.module_for(self.model)  # attach once, now: a bad checkpoint fails at start
+        signal = StopSignal(str(stop)) if stop else None
+        if config.backend == "vllm":  # one engine; STOP, when served, is its model plugin
+            self.model = None
+            self.pruner = Pruner(config.model, signal or "mean_logprob", answer_kind=self.answer_kind, backend="vllm")
+            self.tokenizer = self.pruner.tokenizer
+            self.context, self.vocab_size = self.pruner.backend.context, self.pruner.backend.vocab
+        else:
+            self.model, self.tokenizer = load_model(config.model)
+            self.context = getattr(self.model.config, "max_position_embeddings", None)
+            self.vocab_size = self.model.get_input_embeddings().num_embeddings
+            self.pruner = Pruner((self.model, self.tokenizer), answer_kind=self.answer_kind)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        if signal is not None:
+            # attach once, now: a bad checkpoint fails at start
+            self.stop_module = signal.module_for(self.model) if self.model is not None else signal.vllm_stop()
             self._signals["stop"] = signal
             if "[STOP]" in self.tokenizer.get_vocab():
                 self.stop_token_id = self.tokenizer.convert_tokens_to_ids("[STOP]")
@@ -190,6 +197,9 @@ class ModelRunner:
 
     def classify(self, prefixes: list[list[int]]) -> list[float]:
         """p(success) of each prefix under STOP (the base-model cache, then the [STOP] pass)."""
+        if self.model is None:  # vLLM: the engine's plugin scores prefixes read from its prefix cache
+            batch = self.pruner.backend.prefix_batch(prefixes)
+            return self._signals["stop"].score(CheckView(batch, [], self.tokenizer, stage=0)).tolist()
         return self.stop_module.score_ids(prefixes, self.pad_id).tolist()
 
 

@@ -68,7 +68,7 @@ class OracleSignal(Signal):
         SamplingParams(n=k, temperature=self.temperature, top_p=self.top_p)  # validates them
 
     def budget(self, model) -> int:
-        budget = self.max_new_tokens or getattr(model.generation_config, "max_new_tokens", None)
+        budget = self.max_new_tokens or getattr(getattr(model, "generation_config", None), "max_new_tokens", None)
         if not budget:
             raise PathpruneError("oracle needs the run's token budget: --signal oracle:K:max_new_tokens=N")
         return budget
@@ -77,7 +77,9 @@ class OracleSignal(Signal):
         return zlib.crc32(f"oracle:{problem_id}:{path_index}:{prefix_len}".encode())
 
     def score(self, view: CheckView) -> torch.Tensor:
-        model, tok = view.batch.model, view.tokenizer
+        # the continuations run where the paths do: the transformers model, or the vLLM backend
+        model = view.batch.model if view.batch.model is not None else view.batch.backend
+        tok = view.tokenizer
         budget = self.budget(model)
         missing = [r.id for r in view.requests if r.reference is None]
         if missing:

@@ -11,12 +11,23 @@ which the engine already holds, so it costs the same check tokens as ``stop``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..engine.contract import CheckView, Signal
 from ..engine.registry import register_signal
+
+@dataclass(frozen=True)
+class StopHead:
+    """A STOP checkpoint's config and the head parts the vLLM path applies outside the engine."""
+
+    config: object
+    bias: float
+    feature_head: torch.Tensor | None
+    """``feature_head.weight`` (1, F) when the head reads log-probability features."""
+
 
 TESTBED_STOP = Path(__file__).resolve().parent.parent / "stop" / "checkpoints" / "testbed"
 TESTBED_STOP_LP = TESTBED_STOP.with_name("testbed-lp")
@@ -61,21 +72,28 @@ class StopSignal(Signal):
             return self._score_vllm(view)
         return self.module_for(view.batch.model).score_cached(view.batch)
 
-    def _score_vllm(self, view: CheckView) -> torch.Tensor:
-        from ..stop.checkpoint import read_config
-        from ..stop.module import standardised_features
-        from ..stop.vllm_plugin import READ_IDS, stop_marker_id
-
+    def vllm_stop(self) -> StopHead:
+        """What the vLLM path adds to the plugin's ``w . h`` on our side (loaded once)."""
         if not hasattr(self, "_head"):
             from safetensors.torch import load_file
 
+            from ..stop.checkpoint import read_config
+
             tensors = load_file(self.path / "stop_head.safetensors")
-            self._head = (read_config(self.path)[0], float(tensors["head.bias"][0]), tensors.get("feature_head.weight"))
-        cfg, bias, feature_weight = self._head
-        logp = view.batch.read([stop_marker_id(view.tokenizer)] * cfg.n_stop, list(READ_IDS))
-        logits = logp[:, 0] - logp[:, 1] + bias
-        if feature_weight is not None:
-            logits = logits + standardised_features([r.logprobs for r in view.records], cfg) @ feature_weight[0]
+            self._head = StopHead(read_config(self.path)[0], float(tensors["head.bias"][0]),
+                                  tensors.get("feature_head.weight"))
+        return self._head
+
+    def _score_vllm(self, view: CheckView) -> torch.Tensor:
+        from ..stop.module import standardised_features
+        from ..stop.vllm_plugin import READ_IDS, stop_marker_id
+
+        head = self.vllm_stop()
+        logp = view.batch.read([stop_marker_id(view.tokenizer)] * head.config.n_stop, list(READ_IDS))
+        logits = logp[:, 0] - logp[:, 1] + head.bias
+        if head.feature_head is not None:
+            features = standardised_features([r.logprobs for r in view.records], head.config)
+            logits = logits + features @ head.feature_head[0]
         return torch.sigmoid(logits)
 
 

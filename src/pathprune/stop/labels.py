@@ -28,7 +28,7 @@ from ..errors import PathpruneError
 from ..io.runlog import RunLog
 from ..tasks.grading import grade
 from ..tasks.problem import Problem
-from .config import fingerprint
+from .config import fingerprint, fingerprint_files
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,11 @@ def open_label_log(out_dir: str | Path, model_name: str, fp: dict, cfg: LabelCon
 
 def run_labelling(model, tok, problems: list[Problem], cfg: LabelConfig, out_dir: str | Path,
                   model_name: str, progress=None) -> RunLog:
-    """Label ``problems`` into ``out_dir`` (``labels.jsonl`` + ``problems.jsonl``), resuming if present."""
-    fp = fingerprint(model)
+    """Label ``problems`` into ``out_dir`` (``labels.jsonl`` + ``problems.jsonl``), resuming if present.
+
+    ``model`` is a transformers model or a generation backend (``pathprune label --backend vllm``: the
+    rollouts run on vLLM, with the same per-path random streams, so the labels are the same)."""
+    fp = fingerprint_files(model.path) if hasattr(model, "launch") else fingerprint(model)
     log = open_label_log(out_dir, model_name, fp, cfg, problems)
     provenance = label_provenance(model_name, fp, cfg)
     for problem in problems:

