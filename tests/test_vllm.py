@@ -214,3 +214,43 @@ def test_the_server_on_vllm_answers_as_the_transformers_server(testbed):
     assert [p["kept"] for p in paths] == [p["kept"] for p in ref_paths]
     assert probs == pytest.approx(ref_probs, abs=1e-3)
     assert probs == pytest.approx([p["scores"][0] for p in paths], abs=1e-3)  # /classify = the engine's check
+
+
+def test_cli_run_eval_and_label_on_vllm_write_what_the_transformers_runs_write(tmp_path):
+    """`pathprune run/eval/label --backend vllm` on real files: the same paths, scores, votes and labels."""
+    import json
+
+    from conftest import cli
+
+    problems = ["--levels", "6", "--per-level", "2", "--max-new-tokens", "80"]
+    commands = {
+        "run": ["run", "--signal", "stop", "--schedule", "20:2", "--n", "4", *problems],
+        "eval": ["eval", "--signals", "random,mean_logprob,stop", "--n", "4", "--prefix-tokens", "16", "--keep", "2",
+                 "--bootstrap", "50", *problems],
+        "label": ["label", "--n", "4", "--k", "2", "--prefix-tokens", "12", "--min-correct", "0", "--max-correct",
+                  "1", "--levels", "6", "--per-level", "1", "--max-new-tokens", "80"],
+    }
+    for name, args in commands.items():
+        for backend in ("vllm", "transformers"):
+            r = cli(*args, "--out", str(tmp_path / f"{name}-{backend}"), "--backend", backend)
+            assert r.returncode == 0, r.stderr[-2000:]
+
+    def rows(path, drop=("times", "memory", "prefix_cache", "seconds")):
+        out = []
+        for line in path.read_text().splitlines():
+            row = {k: v for k, v in json.loads(line).items() if k not in drop}
+            for signal in row.get("signals", {}).values():  # scores agree to float noise; tokens exactly
+                for length, (score, *charges) in signal.items():
+                    signal[length] = [round(score, 3), *charges]
+            if "scores" in row:
+                row["scores"] = [round(s, 3) for s in row["scores"]]
+            out.append(json.dumps(row, sort_keys=True))
+        return sorted(out)
+
+    for name, files in {"run": ("paths.jsonl", "problems.jsonl"), "eval": ("paths.jsonl",),
+                        "label": ("labels.jsonl", "problems.jsonl")}.items():
+        for file in files:
+            ours, ref = rows(tmp_path / f"{name}-vllm" / file), rows(tmp_path / f"{name}-transformers" / file)
+            assert ours == ref and ours, f"{name}/{file}"
+    cached = [json.loads(line)["prefix_cache"] for line in (tmp_path / "run-vllm" / "problems.jsonl").open()]
+    assert all(c["check"]["cached"] > 0 for c in cached)
