@@ -254,3 +254,35 @@ def test_cli_run_eval_and_label_on_vllm_write_what_the_transformers_runs_write(t
             assert ours == ref and ours, f"{name}/{file}"
     cached = [json.loads(line)["prefix_cache"] for line in (tmp_path / "run-vllm" / "problems.jsonl").open()]
     assert all(c["check"]["cached"] > 0 for c in cached)
+
+
+MULTIPROCESS_SCRIPT = '''
+import json
+from pathprune import Pruner, SamplingParams
+
+if __name__ == "__main__":  # vLLM's engine core runs in a spawned process
+    pruner = Pruner("testbed", signal="stop", schedule="16:2", backend="vllm",
+                    engine_args={"kv_cache_memory_bytes": 256 << 20})
+    out = pruner.generate("C 2 + 3 * 4 - 1 =", SamplingParams(n=4, max_new_tokens=60, seed=1))[0]
+    print(json.dumps({"scores": [p.scores for p in out.paths], "tokens": [p.token_ids for p in out.paths]}))
+'''
+
+
+def test_the_plugin_and_sampler_load_in_a_separate_engine_process(stop_vllm, tmp_path):
+    """As under `vllm serve`: the engine core in its own process finds STOP's model class through the
+    `vllm.general_plugins` entry point and pathprune's sampler by reference, and scores as in-process."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "multiprocess.py"
+    script.write_text(MULTIPROCESS_SCRIPT)
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    ref = stop_vllm.generate("C 2 + 3 * 4 - 1 =", SamplingParams(n=4, max_new_tokens=60, seed=1), schedule="16:2")[0]
+    assert got["tokens"] == [p.token_ids for p in ref.paths]
+    for scores, p in zip(got["scores"], ref.paths):
+        assert scores == pytest.approx(p.scores, abs=1e-4)
