@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .console import err_console
+from .inputs import BACKEND_HELP
 
 
 def serve(
