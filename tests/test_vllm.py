@@ -183,6 +183,8 @@ def test_bad_input_gets_one_line_errors(stop_vllm, plain_vllm, requests, testbed
         stop_vllm.run(requests[:1], SamplingParams(n=2, max_new_tokens=30), signal="stop_lp", schedule="10:1")
     with pytest.raises(PathpruneError, match="loads the model itself"):
         Pruner(testbed, backend="vllm")
+    with pytest.raises(PathpruneError, match=r"^vLLM could not start on .*memory"):  # vLLM's check, one line
+        Pruner("testbed", backend="vllm", engine_args={"gpu_memory_utilization": 0.999})
 
 
 def test_the_server_on_vllm_answers_as_the_transformers_server(testbed):

@@ -110,6 +110,15 @@ class VllmBatch:
         return torch.tensor(values, dtype=torch.float32)
 
 
+def _free_memory_share() -> float:
+    """Available / total RAM (Linux ``/proc/meminfo``; 0.5 where it cannot be read)."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return int(info["MemAvailable"].split()[0]) / int(info["MemTotal"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return 0.5
+
+
 def entropy_from_top(top: list[float], vocab: int) -> float:
     """Entropy (nats) estimated from the k largest log-probabilities: the remaining mass spread evenly
     over the other ``vocab - k`` tokens (exact when k covers the vocabulary)."""
@@ -171,9 +180,16 @@ class VllmBackend:
                     hf_overrides=hf_overrides or None)
         if on_cpu:  # torch.compile's warm-up costs ~20 s per engine on CPU and gains little for small models
             args.update(enforce_eager=True, block_size=CPU_BLOCK, compilation_config={"mode": 0})
+            # on CPU this is the share of RAM vLLM may take, refused at start if not free (default 0.92)
+            args["gpu_memory_utilization"] = round(0.8 * _free_memory_share(), 2)
         args.update(engine_args)
         self.block_size = args.get("block_size") or 16
-        self.llm = LLM(**args)
+        try:
+            self.llm = LLM(**args)
+        except (ValueError, RuntimeError, OSError) as err:  # vLLM's own start-up checks: one line, not a traceback
+            lines = [line for line in str(err).splitlines() if line.strip()]
+            raise PathpruneError(f"vLLM could not start on {path}: {lines[-1] if lines else type(err).__name__}",
+                                 parameter="backend", value="vllm") from None
 
     def encode(self, prompt: Prompt) -> list[int]:
         return encode_prompt(self.tokenizer, prompt)
