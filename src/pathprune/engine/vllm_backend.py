@@ -167,6 +167,8 @@ class VllmBackend:
         from .vllm_sampler import PathSampler
 
         self.path, self.tokenizer, self.eos, self.banned = Path(path), tokenizer, sorted(eos), list(banned)
+        self.reserved = set((hf_overrides or {}).get("pathprune_reserved_ids", []))
+        self.banned = sorted(set(self.banned) | self.reserved)
         config = json.loads((Path(path) / "config.json").read_text())
         self.context: int | None = config.get("max_position_embeddings")
         self.vocab = int(config["vocab_size"])
@@ -200,6 +202,10 @@ class VllmBackend:
                          torch.zeros(len(prefixes), dtype=torch.long))
 
     def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> VllmBatch:
+        for i, prompt in enumerate(prompts):  # e.g. STOP's marker: the plugin would treat it as [STOP]
+            if reserved := self.reserved.intersection(prompt):
+                raise PathpruneError(f"prompt {i} contains token id {min(reserved)}, which this engine's model "
+                                     "plugin reserves (STOP's [STOP] marker)")
         records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]
         return VllmBatch(self, [list(p) for p in prompts], records, path_keys(seed, keys, n))
 
@@ -236,7 +242,7 @@ class VllmBackend:
                 rec.finished = True
                 done.append(r)
         if done:  # finished paths leave the batch, as on the transformers backend
-            batch.select([r for r in range(len(batch)) if r not in set(done)])
+            batch.select(sorted(set(range(len(batch))) - set(done)))
 
     def extend(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int) -> None:
         self._generate(batch, length, params, top_logprobs, "launch")

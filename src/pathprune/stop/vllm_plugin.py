@@ -31,7 +31,7 @@ def register() -> None:
 
 def stop_marker_id(tokenizer) -> int:
     """The input id that marks [STOP] positions: the tokenizer's ``[STOP]`` when it has one, else its
-    highest special token that is not BOS, EOS or padding (prompts are checked never to contain it).
+    highest special token that is not BOS, EOS or padding (the vLLM backend refuses prompts holding it).
 
     Any id works as the embedding there is STOP's learned one; it must only never occur in real text."""
     vocab = tokenizer.get_vocab()
@@ -59,6 +59,8 @@ def overrides(checkpoint: Path, model_dir: Path, tokenizer) -> dict:
         raise PathpruneError(f"STOP checkpoint {checkpoint} was trained for another base model ({detail})")
     if actual["architecture"] not in ARCHITECTURES:
         raise PathpruneError(f"STOP inside vLLM supports {', '.join(ARCHITECTURES)}, not {actual['architecture']}")
+    marker = stop_marker_id(tokenizer)
     return {"architectures": [f"PathpruneStop{actual['architecture']}"],
             "pathprune_stop": str(Path(checkpoint).resolve()),
-            "pathprune_stop_token_id": stop_marker_id(tokenizer)}
+            "pathprune_stop_token_id": marker,
+            "pathprune_reserved_ids": [marker]}  # the vLLM backend refuses prompts holding it and never samples it
