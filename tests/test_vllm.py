@@ -182,7 +182,7 @@ def test_bad_input_gets_one_line_errors(stop_vllm, plain_vllm, requests, testbed
     with pytest.raises(PathpruneError, match="needs another vLLM model plugin"):
         stop_vllm.run(requests[:1], SamplingParams(n=2, max_new_tokens=30), signal="stop_lp", schedule="10:1")
     with pytest.raises(PathpruneError, match="contains token id 4, which this engine's model plugin reserves"):
-        stop_vllm.generate([1, 24, 4, 7], SamplingParams(n=2, max_new_tokens=40))
+        stop_vllm.generate([1, 24, 4, 7], SamplingParams(n=4, max_new_tokens=40))
     with pytest.raises(PathpruneError, match="loads the model itself"):
         Pruner(testbed, backend="vllm")
     with pytest.raises(PathpruneError, match=r"^vLLM could not start on .*memory"):  # vLLM's check, one line
