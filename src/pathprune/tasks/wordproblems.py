@@ -282,8 +282,15 @@ def suite(split: str = "test", n_per_level: int = 20, seed: int = 0, levels=(1, 
 
 
 def parse_spec(spec: str) -> dict:
-    """``wordproblems[:LEVELS[:FORMAT]]`` → ``{"levels": (...), "fmt": ...}`` (one-line error otherwise)."""
+    """``wordproblems[:LEVELS[:FORMAT]]`` → ``{"levels": (...), "fmt": ...}`` (one-line error otherwise).
+
+    ``reasoner[:LEVELS[:FORMAT]]`` names the worked-solution suite of :mod:`pathprune.tasks.reasoner`.
+    """
     parts = spec.split(":")
+    if parts[0] == "reasoner":
+        from .reasoner import parse_spec as parse_reasoner
+
+        return parse_reasoner(spec)
     if parts[0] != "wordproblems" or len(parts) > 3:
         raise PathpruneError(f"expected wordproblems[:LEVELS[:FORMAT]], got {spec!r}", parameter="benchmark",
                              value=spec)
@@ -300,11 +307,15 @@ def parse_spec(spec: str) -> dict:
 
 
 def is_spec(source: str | None) -> bool:
-    return bool(source) and source.split(":")[0] == "wordproblems"
+    return bool(source) and source.split(":")[0] in ("wordproblems", "reasoner")
 
 
 def from_spec(spec: str, split: str, n_per_level: int, seed: int) -> list[Problem]:
-    """Problems for a ``--benchmark wordproblems[:LEVELS[:FORMAT]]`` spec."""
+    """Problems for a ``--benchmark wordproblems[:LEVELS[:FORMAT]]`` (or ``reasoner[:LEVELS[:FORMAT]]``) spec."""
+    if spec.split(":")[0] == "reasoner":
+        from .reasoner import from_spec as reasoner_problems
+
+        return reasoner_problems(spec, split, n_per_level, seed)
     parsed = parse_spec(spec)
     if n_per_level < 1:
         raise PathpruneError(f"--per-level must be >= 1, got {n_per_level}", parameter="per_level", value=n_per_level)
