@@ -25,7 +25,11 @@ def list_models() -> None:
     for m in EMBEDDED.values():
         try:
             src = m.source()
-            if src.suffix == ".gguf":
+            if m.adapter:
+                from ..models.merge import is_merged
+
+                status = "ready" if is_merged(m.name, src) else "installed (run `models prepare`)"
+            elif src.suffix == ".gguf":
                 status = "ready" if converted_dir(src, m.name).is_dir() else "installed (run `models prepare`)"
             else:
                 status = "ready"
@@ -36,7 +40,8 @@ def list_models() -> None:
 
 
 @app.command(help="Resolve a model (converting a GGUF once) and print its directory.")
-def prepare(model: str = typer.Argument(..., help="Embedded name, HF directory or .gguf file.")) -> None:
+def prepare(model: str = typer.Argument(..., help="Embedded name, HF directory or .gguf file (an adapter model, "
+                                         "e.g. smollm2-135m-reasoner, is merged into its base once).")) -> None:
     from ..models import resolve
 
     path = resolve(model, progress=lambda msg: err_console.print(msg))

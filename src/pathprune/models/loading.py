@@ -20,6 +20,10 @@ def resolve(spec: str | Path, progress=None) -> Path:
     text = str(spec)
     if text in EMBEDDED:
         source = EMBEDDED[text].source()
+        if EMBEDDED[text].base:
+            from .merge import merge_adapter
+
+            return merge_adapter(resolve(EMBEDDED[text].base, progress), source, text, progress=progress)
         return convert_gguf(source, name=text, progress=progress) if source.suffix == ".gguf" else source
     path = Path(text).expanduser()
     if not path.exists():
@@ -68,7 +72,7 @@ def load_model(spec: str | Path, *, dtype=None, device: str = "cpu", progress=No
     """Load ``(model, tokenizer)`` in eval mode.
 
     Args:
-        spec: an embedded name (``testbed``, ``smollm2-135m``), a local Hugging
+        spec: an embedded name (``testbed``, ``smollm2-135m``, ``smollm2-135m-reasoner``), a local Hugging
             Face directory of any causal LM, or a ``.gguf`` file.
         dtype: torch dtype (default float32: bf16 is slower on CPUs without
             native bf16).
