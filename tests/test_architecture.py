@@ -21,6 +21,7 @@ LAYERS = [
     {"signals"},
     {"distributed"},
     {"evaluation"},
+    {"integrations"},
     {"serving"},
     {"cli", "__main__"},
 ]

@@ -11,6 +11,7 @@ from .console import err_console
 from .demo_cmd import demo
 from .eval_cmd import eval_, report
 from .models_cmd import app as models_app
+from .rl_cmd import rl
 from .run_cmd import run
 from .signals_cmd import signals
 from .serve_cmd import serve
@@ -36,6 +37,7 @@ app.command(help="List the registered pruning signals and their taxonomy type.")
 app.command(help="Monte-Carlo soft labels for prefixes (STOP training data); resumable.")(label)
 app.command(help="Train a STOP module on Monte-Carlo labels; keeps the best epoch.")(train)
 app.command(help="OpenAI-compatible server: pruned parallel reasoning, STOP /classify, metrics.")(serve)
+app.command(help="GRPO on the testbed (TRL): no pruning vs pruned rollouts, held-out reward vs rollout tokens.")(rl)
 
 
 def _click_exceptions():
