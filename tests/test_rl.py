@@ -26,6 +26,15 @@ from conftest import load_testbed  # noqa: E402
 L = 10  # the checkpoint: testbed completions at these levels are 20-40 tokens long
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: these tiny models gain nothing from two, and lose much on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _problems(k=4):
     return generate("chain", 3, k, "train") + generate("list", 3, k, "train")
 
@@ -60,7 +69,7 @@ class Spy:
 
 def test_grpo_steps_with_drop_rollout_groups_fields_and_hand_counted_tokens(tmp_path):
     N, G = 6, 3
-    rollout = pruned_rollout("stop", f"{L}:{G}", n=N)
+    rollout = pruned_rollout("stop", f"{L}:{G}", n=N, pruned="drop")
     spy = Spy(rollout)
     model, tok, trainer = _trainer(spy, rollout.reward(spy.reward), G, tmp_path)
     before = [p.detach().clone() for p in model.parameters()]
@@ -103,7 +112,7 @@ def test_grpo_steps_with_drop_rollout_groups_fields_and_hand_counted_tokens(tmp_
 
 def test_truncate_keeps_pruned_prefixes_with_the_fixed_reward(tmp_path):
     G, k = 4, 2
-    rollout = pruned_rollout("mean_logprob", f"{L}:{k}", pruned="truncate", pruned_reward=-0.5)
+    rollout = pruned_rollout("mean_logprob", f"{L}:{k}", pruned_reward=-0.5)  # truncate: the default
     spy = Spy(rollout)
     rewards = []
     wrapped = rollout.reward(spy.reward)
@@ -140,9 +149,24 @@ def test_unpruned_rollout_through_the_same_engine(tmp_path):
     assert rollout.totals.generated == sum(out["path_tokens"]) and rollout.totals.pruned == 0
 
 
+def test_drop_when_paths_end_before_the_checkpoint(testbed):
+    """Paths that end before the checkpoint are kept beside the k resumed ones (the engine's rule); the group
+    then takes the lowest path indices and the others count as dropped, their tokens spent all the same."""
+    model, tok = testbed
+    rollout = pruned_rollout("stop", "30:2", n=5, pruned="drop", model=model, tokenizer=tok, max_new_tokens=60)
+    out = rollout([p.prompt for p in generate("chain", 1, 2, "train") for _ in range(2)])
+    assert out["path_index"] == [0, 1, 0, 1] and out["group_dropped"] == [3] * 4 and not any(out["pruned"])
+    assert out["checkpoint_scores"] == [[]] * 4 and out["group_check_tokens"] == [0] * 4  # nobody reached L
+    records = [rec for batch in rollout._recorder.batches for rec in batch]  # every launched path
+    assert len(records) == 10 and all(rec.finished and len(rec.tokens) < 30 for rec in records)
+    for g in range(2):  # hand count: all 5 launched paths of the group, 3 of them not returned
+        assert out["group_tokens"][2 * g] == sum(len(rec.tokens) for rec in records if rec.problem_index == g)
+    assert rollout.totals.generated == sum(out["group_tokens"][::2]) and rollout.totals.returned == 4
+
+
 def test_generation_copy_scores_like_a_fresh_model_after_the_trainer_patched_the_policy(tmp_path):
     """GRPOTrainer patches its model (forward, hooks); a deep copy would bypass STOP's adapter."""
-    rollout = pruned_rollout("stop", f"{L}:2", n=4)
+    rollout = pruned_rollout("stop", f"{L}:2", n=4, pruned="drop")
     model, tok, _ = _trainer(rollout, rollout.reward(lambda **kw: [0.0] * len(kw["prompts"])), 2, tmp_path)
     ids = [tok("C 3 + 4 * 7 - 2 = S0 3 + 4 = 7 ; 7 * 7 = 9").input_ids, tok("L 3 1 4 2 | rot = S0 rot > 1").input_ids]
     copy = rollout.sync(model, tok)
@@ -189,7 +213,7 @@ def test_refit_trains_its_own_head_and_leaves_the_fixed_stop_alone():
     (dict(n=16, pruned_reward=float("nan")), "pruned_reward must be a finite number"),
 ])
 def test_bad_arguments_fail_on_one_line(kwargs, message):
-    args = dict(signal="stop", schedule="16:8", n=16) | kwargs
+    args = dict(signal="stop", schedule="16:8", n=16, pruned="drop") | kwargs
     with pytest.raises(PathpruneError, match=message) as err:
         pruned_rollout(**args)
     assert "\n" not in str(err.value)
@@ -224,7 +248,7 @@ class FakeTrainer:
 ])
 def test_bad_calls_fail_on_one_line(testbed, build, trainer, prompts, message):
     model, tok = testbed
-    rollout = pruned_rollout("stop", **build)
+    rollout = pruned_rollout("stop", **({"pruned": "drop"} | build))
     with pytest.raises(PathpruneError, match=message) as err:
         rollout(prompts, FakeTrainer(model, tok, **trainer))
     assert "\n" not in str(err.value)

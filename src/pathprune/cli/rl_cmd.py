@@ -13,12 +13,13 @@ from .console import console, parse_int_list, progress_bar
 def rl(
     out: Path = typer.Option(Path("runs/rl"), help="Run directory (finished runs of the same config are reused)."),
     conditions: str = typer.Option(None, help="Arms, comma-separated: none:G, drop:N:K:SIGNAL, truncate:N:K:SIGNAL; "
-                                   "SIGNAL+refit re-fits STOP's head on the rollouts' rewards (default: the small "
-                                   "setting's six arms)."),
+                                   "SIGNAL+refit re-fits STOP's head on the rollouts' rewards; 'full' adds "
+                                   "drop:12:6:mean_logprob and drop:12:6:stop+refit (default: the small setting's "
+                                   "four arms)."),
     seeds: str = typer.Option("0,1,2", help="Training seeds, comma-separated."),
     steps: int = typer.Option(24, help="GRPO steps per run."),
     prompts_per_step: int = typer.Option(8, help="Prompts (groups) per GRPO step."),
-    lr: float = typer.Option(5e-4, help="Learning rate (AdamW, constant)."),
+    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
     prefix: int = typer.Option(16, "--prefix-tokens", "--prefix", help="Checkpoint L of the pruned arms (tokens)."),
     eval_per_level: int = typer.Option(12, help="Held-out test problems per family and level."),
     eval_paths: int = typer.Option(8, help="Paths per held-out problem at each evaluation."),
@@ -29,13 +30,14 @@ def rl(
     """Train the testbed model with GRPO, rollouts unpruned or pruned by a signal; held-out reward against rollout
     tokens over several seeds, tokens per point of reward gained, and the signals' AUROC on fresh rollouts."""
     from ..errors import PathpruneError
-    from ..integrations.rl_testbed import SMALL, RLConfig, figure, markdown_table, run_experiment, summarise, table_rows
+    from ..integrations.rl_testbed import FULL, SMALL, RLConfig, figure, markdown_table, run_experiment, summarise, table_rows
     from ..integrations.rl_testbed import TABLE_HEAD
     from ..io.atomic import write_json_atomic, write_text_atomic
 
     if jobs < 1:
         raise PathpruneError(f"--jobs must be >= 1, got {jobs}", parameter="jobs", value=jobs)
-    specs = [c.strip() for c in (conditions or SMALL).split(",") if c.strip()]
+    text = FULL if conditions == "full" else conditions or SMALL
+    specs = [c.strip() for c in text.split(",") if c.strip()]
     cfg = RLConfig(conditions=specs, seeds=list(parse_int_list(seeds, "seeds") or ()), steps=steps,
                    prompts_per_step=prompts_per_step, lr=lr, prefix=prefix, eval_per_level=eval_per_level,
                    eval_paths=eval_paths, eval_every=eval_every, refit_every=refit_every)

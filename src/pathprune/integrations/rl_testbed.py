@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,7 +80,10 @@ class Condition:
         return cond
 
 
-SMALL = "none:8,drop:12:6:stop,drop:16:8:stop,truncate:12:6:stop,drop:12:6:mean_logprob,drop:12:6:stop+refit"
+SMALL = "none:8,drop:12:6:stop,drop:16:8:stop,truncate:12:6:stop"
+"""The small setting's arms: no pruning, pruned at the same tokens per step, at the same group size, truncated."""
+FULL = SMALL + ",drop:12:6:mean_logprob,drop:12:6:stop+refit"
+"""Adds the drift arms: Type III confidence (always current) and STOP re-fitted on the rollouts' rewards."""
 
 
 @dataclass
@@ -90,7 +94,7 @@ class RLConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     steps: int = 24
     prompts_per_step: int = 8
-    lr: float = 5e-4
+    lr: float = 1e-4
     prefix: int = 16
     """The checkpoint L (tokens) of every pruned arm."""
     train_levels: dict = field(default_factory=lambda: {"chain": [6, 8], "list": [4, 6]})
@@ -164,10 +168,17 @@ def evaluate(model, tokenizer, held_out, signals: list, cfg: RLConfig) -> dict:
 
 def run_one(spec: str, seed: int, cfg: RLConfig, progress: Callable[[int], None] | None = None) -> dict:
     """Train one arm with one seed; returns its curves (held-out reward and AUROCs against rollout tokens)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' renamed-argument notices, every step
+        return _run_one(spec, seed, cfg, progress)
+
+
+def _run_one(spec: str, seed: int, cfg: RLConfig, progress: Callable[[int], None] | None) -> dict:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     import tempfile
 
     import torch
+    import transformers
     from datasets import Dataset
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -180,6 +191,7 @@ def run_one(spec: str, seed: int, cfg: RLConfig, progress: Callable[[int], None]
     from .trl import RefitStop, pruned_rollout
 
     torch.set_num_threads(cfg.threads)
+    transformers.logging.disable_progress_bar()
     cond = cfg.condition(spec)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -247,46 +259,57 @@ def _run_file(out: Path, spec: str, seed: int) -> Path:
     return out / "runs" / f"{safe}-seed{seed}.json"
 
 
+def run_settings(cfg: RLConfig) -> dict:
+    """What a run's result depends on besides its arm and seed (a finished run is reused when these match)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in ("conditions", "seeds")}
+
+
+def _finished(out: Path, spec: str, seed: int, cfg: RLConfig) -> dict | None:
+    f = _run_file(out, spec, seed)
+    if not f.is_file():
+        return None
+    try:
+        result = json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return None
+    return result if result.get("settings") == json.loads(json.dumps(run_settings(cfg))) else None
+
+
 def _worker(args) -> tuple[str, int, dict]:
     spec, seed, cfg_dict, out = args
     cfg = RLConfig(**cfg_dict)
-    result = run_one(spec, seed, cfg)
+    result = {**run_one(spec, seed, cfg), "settings": run_settings(cfg)}
     write_json_atomic(_run_file(Path(out), spec, seed), result)
     return spec, seed, result
 
 
 def run_experiment(cfg: RLConfig, out: str | Path, *, jobs: int = 1,
                    progress: Callable[[int], None] | None = None) -> list[dict]:
-    """Every (condition, seed) run, resumed from ``out/runs/`` when a run file of the same config exists;
+    """Every (condition, seed) run, reusing a run file in ``out/runs/`` made with the same settings;
     ``jobs`` runs in parallel processes (one torch thread each by default)."""
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    config = {"rl": asdict(cfg)}
-    cfg_file = out / "config.json"
-    if cfg_file.is_file() and json.loads(cfg_file.read_text()) != json.loads(json.dumps(config)):
-        for f in (out / "runs").glob("*.json"):  # another config: its runs do not count here
-            f.unlink()
-    write_json_atomic(cfg_file, config)
+    write_json_atomic(out / "config.json", {"rl": asdict(cfg)})
     todo, results = [], {}
     for spec in cfg.conditions:
         for seed in cfg.seeds:
-            f = _run_file(out, spec, seed)
-            if f.is_file():
-                results[(spec, seed)] = json.loads(f.read_text())
+            done = _finished(out, spec, seed, cfg)
+            if done is not None:
+                results[(spec, seed)] = done
                 if progress:
                     progress(cfg.steps)
             else:
                 todo.append((spec, seed))
-    if jobs <= 1:
+    if jobs <= 1 or len(todo) <= 1:
         for spec, seed in todo:
-            result = run_one(spec, seed, cfg, progress)
+            result = {**run_one(spec, seed, cfg, progress), "settings": run_settings(cfg)}
             write_json_atomic(_run_file(out, spec, seed), result)
             results[(spec, seed)] = result
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(_worker, (spec, seed, asdict(cfg), str(out))) for spec, seed in todo]
             for fut in as_completed(futures):
                 spec, seed, result = fut.result()

@@ -2,25 +2,28 @@
 Resume the best, and hand the trainer the group it expects.
 
     >>> from pathprune.integrations.trl import pruned_rollout
-    >>> rollout = pruned_rollout("stop", "16:8", n=16)                       # 16 launched, 8 finished per prompt
+    >>> rollout = pruned_rollout("stop", "16:6")          # G = 12 launched, the 6 best at 16 tokens finished
     >>> trainer = GRPOTrainer(model=policy, processing_class=tokenizer,      # doctest: +SKIP
-    ...                       args=GRPOConfig(num_generations=8, max_completion_length=160),
+    ...                       args=GRPOConfig(num_generations=12, max_completion_length=160),
     ...                       reward_funcs=rollout.reward(correct), rollout_func=rollout, train_dataset=prompts)
 
 The contract (TRL >= 1.16, ``rollout_func``, experimental): the trainer calls ``rollout_func(prompts, trainer)``
 with its per-process prompts, each prompt repeated ``num_generations`` (G) times in a row, and expects one
 completion per entry: a dict with ``prompt_ids``, ``completion_ids`` and ``logprobs`` (lists, one per
-completion); every other key is a per-completion field that the trainer forwards to the reward functions.
+completion); every other key is a per-completion field that the trainer forwards to the reward functions
+(:data:`FIELDS`: pruned or not, checkpoint scores, tokens spent).
 
-What a pruned sample contributes to the loss (``pruned=``):
+What a pruned sample contributes to the loss (``pruned=``, measured in ``docs/rl.md``):
 
-* ``"drop"`` (default): the pruned prefixes leave the group. N > G paths are launched, the schedule keeps
-  k = G and finishes them, and the group is those G completions. No reward is invented, but the group is a
-  *selected* sample (the signal's best of N), so the policy gradient is taken on the filtered distribution.
-* ``"truncate"``: every launched path stays in the group (N = G): kept paths complete, pruned paths as their
-  prefix (no EOS) with the fixed reward ``pruned_reward`` that :meth:`PrunedRollout.reward` gives them. The
-  group is on-policy, but the pruned prefixes are pushed down for what the signal predicted, right or wrong:
-  the policy is optimised for "be kept by the signal, then be right".
+* ``"truncate"`` (default): every launched path stays in the group (N = G): kept paths complete, pruned
+  paths as their prefix (no EOS) with the fixed reward ``pruned_reward`` (0: counted as a failure) that
+  :meth:`PrunedRollout.reward` gives them. The group keeps its failures, so GRPO keeps its contrast, and a
+  pruned prefix pushes down only its own L tokens. The price is bias where the signal is wrong: a prefix that
+  would have ended right is pushed down too (the policy is trained for "be kept by the signal, then be right").
+* ``"drop"``: the pruned prefixes leave the group. N > G paths are launched, the schedule keeps k = G and
+  finishes them, and the group is those G completions: no invented reward, but a *selected* sample (the
+  signal's best of N), whose groups are more often all right (zero advantage, no gradient). On the testbed
+  it learns less per token than no pruning at all.
 
 Rollouts use the policy's current weights: the rollout keeps one generation copy of the trainer's model (the
 STOP adapter and head attach to the copy, never to the trained model) and copies the weights into it before
@@ -254,7 +257,7 @@ class PrunedRollout:
     signal: Signal | None
     schedule: Schedule
     n: int | None
-    pruned: str = "drop"
+    pruned: str = "truncate"
     pruned_reward: float = 0.0
     model: object = None
     tokenizer: object = None
@@ -550,8 +553,8 @@ class PrunedRollout:
         self._last_refit = self._step
 
 
-def pruned_rollout(signal: Signal | str | None = "stop", schedule: Schedule | str | None = "16:8", n: int | None = None,
-                   *, pruned: str = "drop", pruned_reward: float = 0.0, model=None, tokenizer=None, seed: int = 0,
+def pruned_rollout(signal: Signal | str | None = "stop", schedule: Schedule | str | None = "16:4", n: int | None = None,
+                   *, pruned: str = "truncate", pruned_reward: float = 0.0, model=None, tokenizer=None, seed: int = 0,
                    problems_per_batch: int = 8, top_logprobs: int = 5, refit_every: int | None = None,
                    refit: str = "head", refit_config: TrainConfig | None = None,
                    refit_dir: str | Path | None = None, max_new_tokens: int | None = None) -> PrunedRollout:
@@ -562,10 +565,10 @@ def pruned_rollout(signal: Signal | str | None = "stop", schedule: Schedule | st
         signal: a pathprune signal (``"stop"``, ``"stop_lp"``, ``"stop:DIR"``, ``"mean_logprob"``,
             ``"conf_lowest"``, ...) or None with ``schedule=None`` (plain sampling through the same engine).
         schedule: ``"L:k"`` or a cascade ``"L1:k1,L2:k2"``; None or ``"none"``: no pruning.
-        n: paths launched per prompt. ``pruned="drop"``: n > G and the schedule ends at k = G (the trainer's
-            ``num_generations``); ``pruned="truncate"`` or no pruning: n = G (default G).
-        pruned: ``"drop"`` (pruned prefixes leave the group) or ``"truncate"`` (they stay, as truncated
-            completions with ``pruned_reward``; wrap the reward with :meth:`PrunedRollout.reward`).
+        n: paths launched per prompt. ``pruned="truncate"`` or no pruning: n = G, the trainer's
+            ``num_generations`` (the default); ``pruned="drop"``: n > G and the schedule ends at k = G.
+        pruned: ``"truncate"`` (pruned prefixes stay in the group as truncated completions with
+            ``pruned_reward``; wrap the reward with :meth:`PrunedRollout.reward`) or ``"drop"`` (they leave it).
         model, tokenizer: the policy, for calls without a trainer; from a trainer the rollout reads
             ``trainer.model`` (its current weights) and ``trainer.processing_class``.
         seed: seed of the per-path random streams (each call and prompt gets its own streams).
