@@ -433,13 +433,16 @@ def figure(results: list[dict], path: str | Path) -> Path:
         ys = [100 * sum(r["curve"][j]["reward"] for r in runs) / len(runs) for j in range(k)]
         ax.plot(xs, ys, color=c, lw=2, marker="o", ms=3, label=name)
         steps = [runs[0]["curve"][j]["step"] for j in range(k)]
-        for sig, style in (("stop", "-"), ("mean_logprob", ":")):
-            vals = [sum(r["curve"][j]["auroc"][sig] or 0 for r in runs) / len(runs) for j in range(k)]
-            bx.plot(steps, vals, color=c, ls=style, lw=1.5, label=f"{name} · {sig}")
+
+        def auroc(key: str) -> list[float]:
+            return [sum(r["curve"][j]["auroc"][key] or 0 for r in runs) / len(runs) for j in range(k)]
+
+        bx.plot(steps, auroc("stop"), color=c, lw=1.8, marker="o", ms=3, label=f"{name}: STOP (fixed)")
         for key in runs[0]["curve"][0]["auroc"]:
             if key.endswith("@refit"):
-                vals = [sum(r["curve"][j]["auroc"][key] or 0 for r in runs) / len(runs) for j in range(k)]
-                bx.plot(steps, vals, color=c, ls="--", lw=1.5, label=f"{name} · {key}")
+                bx.plot(steps, auroc(key), color=c, ls="--", lw=1.5, label=f"{name}: STOP re-fitted")
+        if runs[0]["mode"] == "none":
+            bx.plot(steps, auroc("mean_logprob"), color=c, ls=":", lw=1.5, label=f"{name}: mean log-prob")
     ax.set_xlabel("rollout tokens generated (thousands, pruned prefixes included)")
     ax.set_ylabel("held-out reward (% right, pass@1)")
     ax.set_title("GRPO on the testbed: held-out reward vs rollout tokens")
@@ -447,9 +450,10 @@ def figure(results: list[dict], path: str | Path) -> Path:
     ax.legend(fontsize=8)
     bx.set_xlabel("GRPO step")
     bx.set_ylabel("within-problem AUROC on fresh rollouts")
-    bx.set_title("signal quality as the policy drifts")
+    bx.set_title("signals on fresh rollouts of the current policy")
     bx.grid(alpha=0.3)
-    bx.legend(fontsize=6, ncol=2)
+    bx.axhline(0.5, color="grey", lw=0.8, ls="--")
+    bx.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
