@@ -104,11 +104,29 @@ def summarise(rows: list[dict], problems, args) -> dict:
                 "mean_tokens": round(sum(r["tokens"] for r in mine) / len(mine), 1),
                 "errors": {k: kinds.get(k, 0) for k in ("arithmetic", "plan", "no_answer")},
                 "plan_errors": dict(details.most_common()),
+                "plan_with_slip": sum(r["error"]["kind"] == "plan" and r["error"]["slip"] for r in wrong),
             }
             if mode == "sampled":
                 entry[mode]["any_right"] = round(100 * sum(v > 0 for v in per_problem) / len(per_problem), 1)
                 entry[mode]["all_right"] = round(100 * sum(v == 1 for v in per_problem) / len(per_problem), 1)
         out[str(level)] = entry
+    return out
+
+
+def overall(rows: list[dict], spec: dict) -> dict:
+    """Error kinds over all levels, per mode: counts and shares of the wrong paths."""
+    out = {}
+    for mode in ("greedy", "sampled"):
+        wrong = [r for r in rows if r["mode"] == mode and r["id"] in spec and not r["correct"]]
+        if not wrong:
+            continue
+        kinds = Counter(r["error"]["kind"] for r in wrong)
+        details = Counter(r["error"]["detail"] for r in wrong if r["error"]["kind"] == "plan")
+        out[mode] = {"wrong_paths": len(wrong),
+                     "kinds": {k: [kinds.get(k, 0), round(100 * kinds.get(k, 0) / len(wrong), 1)]
+                               for k in ("arithmetic", "plan", "no_answer")},
+                     "plan_details": {k: [v, round(100 * v / len(wrong), 1)] for k, v in details.most_common()},
+                     "plan_with_slip": sum(r["error"]["kind"] == "plan" and r["error"]["slip"] for r in wrong)}
     return out
 
 
@@ -171,8 +189,12 @@ def main() -> None:
             if args.samples:
                 run_paths(args, model, tok, mine, "sampled", done, sink)
     rows = [json.loads(line) for line in paths_file.read_text().splitlines()]
-    result = {"config": config, "by_level": summarise(rows, problems, args), "examples": examples(rows, problems),
-              "seconds_this_run": round(time.time() - t0, 1)}
+    spec = {p.id: p.meta["spec"] for p in problems}
+    for r in rows:  # classified again from the text, so a refined classifier needs no new paths
+        if r["id"] in spec:
+            r["error"] = classify(spec[r["id"]], r["text"], r["answer"])
+    result = {"config": config, "by_level": summarise(rows, problems, args), "overall": overall(rows, spec),
+              "examples": examples(rows, problems), "seconds_this_run": round(time.time() - t0, 1)}
     for level, entry in result["by_level"].items():
         line = f"level {level}: greedy {entry['greedy']['pass@1']} % {entry['greedy']['ci95']}"
         if "sampled" in entry:
