@@ -21,9 +21,9 @@ def rl(
     prompts_per_step: int = typer.Option(8, help="Prompts (groups) per GRPO step."),
     lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
     prefix: int = typer.Option(16, "--prefix-tokens", "--prefix", help="Checkpoint L of the pruned arms (tokens)."),
-    eval_per_level: int = typer.Option(12, help="Held-out test problems per family and level."),
+    eval_per_level: int = typer.Option(8, help="Held-out test problems per family and level."),
     eval_paths: int = typer.Option(8, help="Paths per held-out problem at each evaluation."),
-    eval_every: int = typer.Option(6, help="Evaluate the policy every this many steps."),
+    eval_every: int = typer.Option(8, help="Evaluate the policy every this many steps."),
     refit_every: int = typer.Option(4, help="Steps between STOP re-fits in +refit arms."),
     jobs: int = typer.Option(2, help="Runs in parallel (processes, one torch thread each)."),
 ) -> None:

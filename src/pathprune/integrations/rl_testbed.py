@@ -98,10 +98,10 @@ class RLConfig:
     prefix: int = 16
     """The checkpoint L (tokens) of every pruned arm."""
     train_levels: dict = field(default_factory=lambda: {"chain": [6, 8], "list": [4, 6]})
-    eval_per_level: int = 12
+    eval_per_level: int = 8
     """Held-out test problems per family and level (the same levels as training)."""
     eval_paths: int = 8
-    eval_every: int = 6
+    eval_every: int = 8
     refit_every: int = 4
     max_new_tokens: int = 160
     threads: int = 1
