@@ -87,7 +87,17 @@ def test_prepared_offline_from_the_gguf_and_the_adapter(fresh_cache, capsys):
     # the merged weights are the base plus the adapter
     from peft import PeftModel
 
+    from pathprune.models.train_reasoner import ReasonerRecipe, examples, prompt_ids
+
     merged, tok = load_model("smollm2-135m-reasoner")
+    # training saw each prompt exactly as inference encodes it, and the loss only on the worked solution
+    problem = suite("train", 1, 0, levels=(2,))[0]
+    assert prompt_ids(tok, problem.input) == encode_prompt(tok, problem.input)
+    row = examples(ReasonerRecipe(levels=(2,), per_level=1), tok)[0]
+    prompt = encode_prompt(tok, problem.input)
+    assert row["input_ids"][:len(prompt)] == prompt and row["completion_mask"] == [0] * len(prompt) + [1] * (
+        len(row["input_ids"]) - len(prompt))
+    assert tok.decode(row["input_ids"][len(prompt):]) == problem.meta["solution"] + "<|im_end|>"
     base, _ = load_model("smollm2-135m")
     with_adapter = PeftModel.from_pretrained(base, str(ADAPTER)).eval()
     ids = torch.tensor([encode_prompt(tok, [{"role": "user", "content": "Anna has 17 marbles."}])])

@@ -53,15 +53,20 @@ class ReasonerRecipe:
     data_seed: int = 0
 
 
+def prompt_ids(tokenizer, messages) -> list[int]:
+    """A problem's chat prompt as inference encodes it (``engine.request.encode_prompt``; a test pins the two)."""
+    return list(tokenizer.apply_chat_template([dict(m) for m in messages], add_generation_prompt=True, tokenize=True,
+                                              return_dict=False))
+
+
 def examples(recipe: ReasonerRecipe, tokenizer) -> list[dict]:
     """Pre-tokenised training rows: ``input_ids``, ``completion_mask`` and ``length``, levels interleaved."""
-    from ..engine.request import encode_prompt
     from ..tasks.reasoner import suite
 
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
     rows = []
     for p in suite("train", recipe.per_level, recipe.data_seed, recipe.levels):
-        prompt = encode_prompt(tokenizer, p.input)
+        prompt = prompt_ids(tokenizer, p.input)
         completion = tokenizer(p.meta["solution"], add_special_tokens=False).input_ids + [im_end]
         ids = (prompt + completion)[:recipe.max_length]
         mask = ([0] * len(prompt) + [1] * len(completion))[:recipe.max_length]

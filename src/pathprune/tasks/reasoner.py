@@ -40,7 +40,9 @@ from ..errors import PathpruneError
 from .answers import final_answer_line
 from .problem import Problem
 from .splits import check_split, split_of, text_digest
-from .wordproblems import _NAMES, _PRONOUN, DEFAULT_FORMAT, FORMATS, apply
+from .wordbase import DEFAULT_FORMAT, FORMATS, apply
+from .wordbase import NAMES as _NAMES
+from .wordbase import PRONOUN as _PRONOUN
 
 MAX_LEVEL = 8
 MAX_VALUE = 200

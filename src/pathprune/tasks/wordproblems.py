@@ -31,39 +31,17 @@ import random
 from collections.abc import Callable
 
 from ..errors import PathpruneError
-from .loaders import MATH_INSTRUCTION
 from .problem import Problem
 from .splits import check_split, split_of, text_digest
+from .wordbase import DEFAULT_FORMAT, FORMATS, apply
+from .wordbase import NAMES as _NAMES
+from .wordbase import PRONOUN as _PRONOUN
 
 MAX_LEVEL = 5
 MAX_VALUE = 200
-FORMATS = {
-    "boxed": MATH_INSTRUCTION,
-    "final": 'Please reason step by step, and end your reply with a line of the form "Final answer: <number>".',
-}
-DEFAULT_FORMAT = "final"  # SmolLM2-135M follows it on 84 % of paths, boxed on 2 % (docs/smollm2.md)
-
-_NAMES = ("Anna", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ivy", "Jack", "Lena", "Mia", "Noah",
-          "Omar", "Paula", "Sam", "Tara", "Leo")
-_PRONOUN = {"Anna": "She", "Carla": "She", "Emma": "She", "Grace": "She", "Ivy": "She", "Lena": "She", "Mia": "She",
-            "Paula": "She", "Tara": "She"}
 _ITEMS = ("apples", "marbles", "stickers", "pencils", "stamps", "shells", "cards", "books")
 _THINGS = (("pen", "pens"), ("notebook", "notebooks"), ("cup", "cups"), ("ball", "balls"), ("toy car", "toy cars"))
 _TREATS = ("cookies", "muffins", "candies", "cupcakes")
-
-
-def apply(op: str, value: int, operand: int) -> int:
-    if op == "+":
-        return value + operand
-    if op == "-":
-        return value - operand
-    if op == "*":
-        return value * operand
-    if op == "/":
-        if value % operand:
-            raise ValueError(f"{value} is not divisible by {operand}")
-        return value // operand
-    raise ValueError(f"unknown operation {op!r}")
 
 
 def solve(spec: dict) -> int:
