@@ -149,10 +149,10 @@ def test_unpruned_rollout_through_the_same_engine(tmp_path):
     assert rollout.totals.generated == sum(out["path_tokens"]) and rollout.totals.pruned == 0
 
 
-def test_drop_when_paths_end_before_the_checkpoint(testbed):
+def test_drop_when_paths_end_before_the_checkpoint():
     """Paths that end before the checkpoint are kept beside the k resumed ones (the engine's rule); the group
     then takes the lowest path indices and the others count as dropped, their tokens spent all the same."""
-    model, tok = testbed
+    model, tok = load_testbed()  # a fresh copy: other files attach STOP's PEFT adapter to the shared fixture
     rollout = pruned_rollout("stop", "30:2", n=5, pruned="drop", model=model, tokenizer=tok, max_new_tokens=60)
     out = rollout([p.prompt for p in generate("chain", 1, 2, "train") for _ in range(2)])
     assert out["path_index"] == [0, 1, 0, 1] and out["group_dropped"] == [3] * 4 and not any(out["pruned"])
@@ -246,8 +246,8 @@ class FakeTrainer:
     (dict(schedule="16:8", n=16, refit_every=1), dict(state=type("S", (), {"global_step": 3})()), ["C 1 + 2 ="] * 8,
      "reward_funcs=rollout.reward"),
 ])
-def test_bad_calls_fail_on_one_line(testbed, build, trainer, prompts, message):
-    model, tok = testbed
+def test_bad_calls_fail_on_one_line(build, trainer, prompts, message):
+    model, tok = load_testbed()  # a fresh copy: other files attach STOP's PEFT adapter to the shared fixture
     rollout = pruned_rollout("stop", **({"pruned": "drop"} | build))
     with pytest.raises(PathpruneError, match=message) as err:
         rollout(prompts, FakeTrainer(model, tok, **trainer))
