@@ -105,6 +105,23 @@ def test_training_saves_the_best_epoch(tmp_path, features):
         assert loaded.feature_head.weight.abs().item() > 0
 
 
+def test_training_targets_from_the_first_k_rollouts():
+    from pathprune.stop.training import training_targets
+
+    recs = [{"soft_label": 0.75, "outcomes": [1, 0, 1, 1]}, {"soft_label": 0.25, "outcomes": [0, 0, 1, 0]}]
+    assert training_targets(recs, TrainConfig()) == [0.75, 0.25]
+    assert training_targets(recs, TrainConfig(label_k=2)) == [0.5, 0.0]
+    assert training_targets(recs, TrainConfig(label_k=3)) == [2 / 3, 1 / 3]
+    assert training_targets(recs, TrainConfig(hard_labels=True)) == [1.0, 0.0]
+    with pytest.raises(PathpruneError, match="label_k=5 needs 5 rollout outcomes per record; 2 of 2"):
+        training_targets(recs, TrainConfig(label_k=5))
+    for bad in (0, True, 2.0):
+        with pytest.raises(PathpruneError, match="label_k must be an integer >= 1"):
+            TrainConfig(label_k=bad)
+    with pytest.raises(PathpruneError, match="cannot be combined with label_k=4"):
+        TrainConfig(hard_labels=True, label_k=4)
+
+
 def test_listwise_and_pairwise_losses_by_hand():
     import math
     import random

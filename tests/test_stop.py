@@ -42,6 +42,27 @@ def test_adapter_never_touches_generation_and_cache_scores_equal_reencoding():
         assert not torch.equal(model(ids).logits, before)
 
 
+def test_prefix_cache_computed_once_and_regrouped_equals_reencoding():
+    """Training encodes each prefix once (split into one-row batches) and stacks any subset per step:
+    the same logits as re-encoding that subset, whatever its order and padding."""
+    model, tok = load_testbed()
+    module = _randomise(StopModule(model, StopConfig(n_stop=3, rank=4)))
+    _, prompts, batch = paused_batch(model, tok)
+    prefixes = [prompts[r.problem_index] + r.tokens for r in batch.records]
+    prefixes += [prompts[0] + batch.records[0].tokens[:5], prompts[1]]  # other lengths: more padding
+    assert len({len(p) for p in prefixes}) >= 3
+    cache = module.encode(prefixes, tok.pad_token_id, batch_size=4)
+    assert [int(c.mask.sum()) for c in cache] == [len(p) for p in prefixes] and all(c.mask.all() for c in cache)
+    for idx in ([7, 0, 3, 6], [1], list(range(len(prefixes)))[::-1]):
+        stacked = LiveBatch.stack([cache[i] for i in idx])
+        torch.testing.assert_close(module.logits_cached(stacked),
+                                   module.logits_ids([prefixes[i] for i in idx], tok.pad_token_id),
+                                   atol=1e-5, rtol=1e-5)
+    # the one-row batches are not consumed: the probe restored them
+    again = module.logits_cached(LiveBatch.stack(cache[:2]))
+    torch.testing.assert_close(again, module.logits_ids(prefixes[:2], tok.pad_token_id), atol=1e-5, rtol=1e-5)
+
+
 def test_save_load_identical_scores_and_guards(tmp_path):
     model, tok = load_testbed()
     module = _randomise(StopModule(model, StopConfig(n_stop=3, rank=4, distinct_tokens=True)))

@@ -85,6 +85,8 @@ def train(
     stop_tokens: int = typer.Option(4, "--stop-tokens", help="Number of appended [STOP] tokens."),
     rank: int = typer.Option(16, help="LoRA rank of the critique adapter."),
     hard_labels: bool = typer.Option(False, "--hard-labels", help="Train on one rollout's outcome (K = 1)."),
+    label_k: int = typer.Option(None, "--label-k", help="Soft labels from each prefix's first K rollouts only "
+                                "(the label-cost study; default: all the labels hold)."),
     no_adapter: bool = typer.Option(False, "--no-adapter", help="Head on the raw hidden state (no LoRA)."),
     distinct_tokens: bool = typer.Option(False, help="One learned embedding per [STOP] position."),
     head_features: str = typer.Option("", help="STOP, our extension: comma-separated prefix features the head "
@@ -113,14 +115,14 @@ def train(
     train_recs, val_recs = read_labels(labels), read_labels(val_labels)
     if judge:
         _train_judge(train_recs, val_recs, out, model, labels_model or model, epochs or 8, lr or 1e-3, batch_size,
-                     pooling, hard_labels, seed)
+                     pooling, hard_labels, label_k, seed)
         return
     epochs, lr = epochs or 10, lr or 2e-3
     m, tok = load_model(model)
     cfg = StopConfig(base_model=model, n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens,
                      head_features=[f.strip() for f in head_features.split(",") if f.strip()])
-    tcfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed,
+    tcfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, label_k=label_k, seed=seed,
                        weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
                        max_grad_norm=max_grad_norm)
     with progress_bar() as bar:
@@ -134,7 +136,8 @@ def train(
                   f"AUROC {_f(best['auroc'])} (within-problem {_f(best['within_auroc'])}), ECE {best['ece']:.3f}")
 
 
-def _train_judge(train_recs, val_recs, out, model, labels_model, epochs, lr, batch_size, pooling, hard_labels, seed):
+def _train_judge(train_recs, val_recs, out, model, labels_model, epochs, lr, batch_size, pooling, hard_labels, label_k,
+                 seed):
     from ..models.loading import load_tokenizer, resolve
     from ..signals.judges import Judge, JudgeConfig, judge_train_config, train_judge
 
@@ -142,7 +145,8 @@ def _train_judge(train_recs, val_recs, out, model, labels_model, epochs, lr, bat
     config = JudgeConfig(pooling=pooling, base_model=model, labels={"model": labels_model, **provenance})
     judge = Judge.from_base(model, config, seed=seed)
     label_tok = judge.tokenizer if labels_model == model else load_tokenizer(resolve(labels_model))
-    tcfg = judge_train_config(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, seed=seed)
+    tcfg = judge_train_config(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, label_k=label_k,
+                              seed=seed)
     with progress_bar() as bar:
         task = bar.add_task("training judge", total=epochs)
         report = train_judge(judge, label_tok, train_recs, val_recs, tcfg, out,

@@ -203,9 +203,57 @@ class LiveBatch:
         self.check_tokens += rows * m
         return out
 
+    def split(self) -> list[LiveBatch]:
+        """One single-row batch per row, its left padding cut off (the cache rows copied).
+
+        With :meth:`stack` this lets a frozen model's prefix cache be computed once and
+        regrouped freely afterwards (STOP's training epochs reuse it instead of re-encoding)."""
+        out = []
+        for r, rec in enumerate(self.records):
+            pad = int((self.mask[r] == 0).long().cumprod(0).sum())  # leading zeros only
+            layers = [(layer.keys[r:r + 1, :, pad:].clone(), layer.values[r:r + 1, :, pad:].clone())
+                      for layer in self.cache.layers]
+            out.append(LiveBatch(self.model, [rec], self.keys[r:r + 1], _cache_from(self.model, layers),
+                                 self.mask[r:r + 1, pad:], self.next_pos[r:r + 1], self.logits[r:r + 1]))
+        return out
+
+    @classmethod
+    def stack(cls, batches: list[LiveBatch]) -> LiveBatch:
+        """The rows of ``batches`` (same model) in one batch, left-padded to the longest; the inverse of
+        :meth:`split`. Padded cache entries are zeros behind a 0 mask, so they never receive attention."""
+        if not batches:
+            raise ValueError("stack needs at least one batch")
+        width = max(b.mask.shape[1] for b in batches)
+
+        def left(t: torch.Tensor, dim: int) -> torch.Tensor:
+            gap = width - t.shape[dim]
+            if not gap:
+                return t
+            shape = list(t.shape)
+            shape[dim] = gap
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+        layers = [(torch.cat([left(b.cache.layers[i].keys, -2) for b in batches]),
+                   torch.cat([left(b.cache.layers[i].values, -2) for b in batches]))
+                  for i in range(len(batches[0].cache.layers))]
+        first = batches[0]
+        return cls(first.model, [rec for b in batches for rec in b.records], torch.cat([b.keys for b in batches]),
+                   _cache_from(first.model, layers), torch.cat([left(b.mask, 1) for b in batches]),
+                   torch.cat([b.next_pos for b in batches]), torch.cat([b.logits for b in batches]))
+
     def free(self) -> None:
         """Drop every row and its cache now (the batch is empty afterwards)."""
         self.select([])
 
     def cache_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for layer in self.cache.layers for t in (layer.keys, layer.values))
+
+
+def _cache_from(model, layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    """A DynamicCache holding the given (keys, values) per layer."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    for i, (k, v) in enumerate(layers):
+        cache.update(k, v, i)
+    return cache

@@ -197,6 +197,20 @@ class StopModule(nn.Module):
         return self.logits_cached(batch, grad=grad, logprobs=logprobs)
 
     @torch.no_grad()
+    def encode(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 32) -> list:
+        """Each prefix's base-model cache as a one-row :class:`LiveBatch`, computed once.
+
+        The backbone is frozen and the adapter is off on prefix tokens, so this cache never changes while
+        STOP trains: epochs regroup it with :meth:`LiveBatch.stack <pathprune.engine.batch.LiveBatch.stack>`
+        and run only the [STOP] tokens, instead of re-encoding every prefix every epoch."""
+        from ..engine.batch import LiveBatch
+
+        out = []
+        for i in range(0, len(prefixes), batch_size):
+            out += LiveBatch.launch(self.base, prefixes[i:i + batch_size], 1, pad_id).split()
+        return out
+
+    @torch.no_grad()
     def score_ids(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 64,
                   logprobs: list[list[float]] | None = None) -> torch.Tensor:
         """p(success) for prefixes given as token ids (offline evaluation)."""

@@ -2,13 +2,16 @@
 
 What is STOP's own: the trainable parameters are the [STOP] embedding(s), the head and the critique
 adapter on a frozen backbone; a head with ``head_features`` reads prefix log-probabilities, computed
-once (the backbone is frozen) and standardised with the training prefixes' statistics.
+once (the backbone is frozen) and standardised with the training prefixes' statistics. For the same reason
+every prefix's base-model cache is computed once (:meth:`StopModule.encode`); an epoch runs only the
+[STOP] tokens over it.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..engine.batch import LiveBatch
 from .checkpoint import save_stop
 from .config import StopConfig, model_name
 from .evaluate import prefix_logprobs
@@ -36,13 +39,19 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
             stop_cfg.feature_mean = raw.mean(0).tolist()
             stop_cfg.feature_std = raw.std(0).clamp(min=1e-6).tolist()
         module = StopModule(model, stop_cfg, stop_token_id(tokenizer)).to(device)
+        train_cache = module.encode([r["prefix_token_ids"] for r in train], pad)
+        val_cache = module.encode(val_ids, pad)
 
-        def logits(idx: list[int]) -> torch.Tensor:
-            return module.logits_ids([train[i]["prefix_token_ids"] for i in idx], pad, grad=True,
-                                     logprobs=None if train_lp is None else [train_lp[i] for i in idx])
+        def logits(idx: list[int], cache=train_cache, lp=train_lp, grad=True) -> torch.Tensor:
+            return module.logits_cached(LiveBatch.stack([cache[i] for i in idx]), grad=grad,
+                                        logprobs=None if lp is None else [lp[i] for i in idx])
 
-        return Trainee(parameters=module.trainable_parameters(), logits=logits,
-                       val_probs=lambda: module.score_ids(val_ids, pad, logprobs=val_lp).tolist(),
+        @torch.no_grad()
+        def val_probs() -> list[float]:
+            return torch.cat([torch.sigmoid(logits(list(range(i, min(i + 64, len(val_ids)))), val_cache, val_lp,
+                                                   grad=False)) for i in range(0, len(val_ids), 64)]).tolist()
+
+        return Trainee(parameters=module.trainable_parameters(), logits=logits, val_probs=val_probs,
                        save=lambda record: save_stop(module, out, record))
 
     return fit(build, train, val, cfg, out, progress)

@@ -54,6 +54,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     hard_labels: bool = False
     """Train on the first rollout's outcome (K = 1) instead of the soft label (the paper's ablation)."""
+    label_k: int | None = None
+    """Soft labels from each record's first ``label_k`` rollouts only (the label-cost study: what K
+    Monte-Carlo rollouts buy); None: every rollout the record holds."""
     seed: int = 0
     loss: str = "bce"
     """"bce" (the paper's soft BCE), "bce+listwise" or "bce+pairwise" (our within-problem extension)."""
@@ -70,6 +73,14 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and name != "seed"):
                 need = "an integer" if name == "seed" else "an integer >= 1"
                 raise PathpruneError(f"{name} must be {need}, got {value!r}", parameter=name, value=value)
+        if self.label_k is not None and (isinstance(self.label_k, bool) or not isinstance(self.label_k, int)
+                                         or self.label_k < 1):
+            raise PathpruneError(f"label_k must be an integer >= 1 (None: all rollouts), got {self.label_k!r}",
+                                 parameter="label_k", value=self.label_k)
+        if self.hard_labels and self.label_k not in (None, 1):
+            raise PathpruneError("hard_labels is the first rollout's outcome (label_k = 1); "
+                                 f"it cannot be combined with label_k={self.label_k}", parameter="label_k",
+                                 value=self.label_k)
         _number(self, "lr", lambda v: v > 0, "> 0")
         _number(self, "weight_decay", lambda v: v >= 0, ">= 0")
         _number(self, "rank_weight", lambda v: v >= 0, ">= 0")
@@ -178,6 +189,19 @@ class Trainee:
     """Write the checkpoint (atomically) with this training record as its :data:`TRAINING_FILE`."""
 
 
+def training_targets(records: list[dict], cfg: TrainConfig) -> list[float]:
+    """What each record is trained towards: its soft label, or the mean of its first K rollouts' outcomes
+    (K = 1 with ``hard_labels``, else ``label_k``)."""
+    k = 1 if cfg.hard_labels else cfg.label_k
+    if k is None:
+        return [r["soft_label"] for r in records]
+    short = sum(len(r["outcomes"]) < k for r in records)
+    if short:
+        raise PathpruneError(f"label_k={k} needs {k} rollout outcomes per record; {short} of {len(records)} "
+                             "records have fewer", parameter="label_k", value=k)
+    return [sum(r["outcomes"][:k]) / k for r in records]
+
+
 def fit(build: Callable[[torch.device], Trainee], train: list[dict], val: list[dict], cfg: TrainConfig,
         out: str | Path, progress=None) -> dict:
     """Train what ``build(device)`` returns (called after seeding, so initial weights follow ``cfg.seed``)
@@ -194,7 +218,7 @@ def fit(build: Callable[[torch.device], Trainee], train: list[dict], val: list[d
     torch.manual_seed(cfg.seed)
     trainee = build(accelerator.device)
     opt = accelerator.prepare(torch.optim.AdamW(trainee.parameters, lr=cfg.lr, weight_decay=cfg.weight_decay))
-    target = [float(r["outcomes"][0]) if cfg.hard_labels else r["soft_label"] for r in train]
+    target = training_targets(train, cfg)
     rng = random.Random(cfg.seed)
     ranking = RANKING.get(cfg.loss)
     keys = [group_key(r) for r in train]
