@@ -51,6 +51,7 @@ from pathprune.stop import StopConfig, load_stop  # noqa: E402
 from pathprune.stop.evaluate import baseline_scores, prefix_logprobs  # noqa: E402
 from pathprune.stop.labels import read_labels  # noqa: E402
 from pathprune.stop.config import read_training  # noqa: E402
+from pathprune.stop.module import encode_prefixes  # noqa: E402
 from pathprune.stop.train import train_stop  # noqa: E402
 from pathprune.stop.training import TrainConfig, label_metrics  # noqa: E402
 
@@ -142,7 +143,10 @@ def main():
     ap.add_argument("--rank-weight", type=float, default=1.0)
     ap.add_argument("--select", default="mse", help="mse (official) | within_auroc")
     ap.add_argument("--max-grad-norm", type=float, default=None, help="clip the gradient norm (e.g. 1.0)")
-    ap.add_argument("--sweep", default="1,2,4,6,8")
+    ap.add_argument("--sweep", default="1,2,4,6,8", help="n_stop sweep ('' to skip it)")
+    ap.add_argument("--label-ks", default="", help="K study: variants 'stop --label-k K' trained on the first K "
+                    "rollouts of each label, e.g. 4,8")
+    ap.add_argument("--model", default="testbed", help="the base model STOP attaches to (the labels' generator)")
     ap.add_argument("--variants", default=None, help="comma-separated subset of variant names to train, then stop")
     ap.add_argument("--reuse", action="store_true", help="load checkpoints in --work trained with the same settings")
     ap.add_argument("--threads", type=int, default=2)
@@ -150,11 +154,14 @@ def main():
     torch.set_num_threads(args.threads)
     train, val = read_labels(args.train), read_labels(args.val)
     report = read_labels(args.test) if args.test else val  # what the table reports
-    model, tok = load_model("testbed")
+    model, tok = load_model(args.model)
     rows, scores = {}, {}
     print(f"{len(train)} training prefixes, {len(val)} selection prefixes, reporting on {len(report)} prefixes "
           f"({len({r['problem_id'] for r in report})} problems, {'--test' if args.test else '--val'})")
     report_lp = prefix_logprobs(model, tok, report)
+    # the base model's prefix caches, encoded once for every variant (the backbone is frozen)
+    encoded = tuple(encode_prefixes(model, [r["prefix_token_ids"] for r in recs], tok.pad_token_id)
+                    for recs in (train, val))
     if args.variants is None:
         for name, s in baseline_scores(model, tok, report).items():
             scores[name] = s
@@ -173,8 +180,10 @@ def main():
                      ("stop_lp --loss bce", StopConfig(head_features=lp), paper)]
     variants += [("stop --hard-labels", StopConfig(), replace(main_t, hard_labels=True)),
                  ("stop --no-adapter", StopConfig(use_adapter=False), main_t)]
+    variants += [(f"stop --label-k {k}", StopConfig(), replace(main_t, label_k=k))
+                 for k in map(int, filter(None, args.label_ks.split(",")))]
     variants += [(f"stop --stop-tokens {n}", StopConfig(n_stop=n), replace(main_t, epochs=args.sweep_epochs))
-                 for n in map(int, args.sweep.split(","))]
+                 for n in map(int, filter(None, args.sweep.split(",")))]
     if args.variants is not None:
         wanted = [v.strip() for v in args.variants.split(",")]
         unknown = set(wanted) - {name for name, _, _ in variants}
@@ -188,11 +197,11 @@ def main():
             best = read_training(out, "stop_config.json")["best"]
             best_epoch, seconds = best["epoch"], best.get("seconds")
         else:
-            fresh, _ = load_model("testbed")  # each variant attaches its own adapter to a fresh base model
-            trained = train_stop(fresh, tok, train, val, cfg, tcfg, out)
+            fresh, _ = load_model(args.model)  # each variant attaches its own adapter to a fresh base model
+            trained = train_stop(fresh, tok, train, val, cfg, tcfg, out, encoded=encoded)
             (out / "history.json").write_text(json.dumps(trained["history"], indent=1))
             best_epoch, seconds = trained["best"]["epoch"], round(time.perf_counter() - t0, 1)
-        module = load_stop(load_model("testbed")[0], out)
+        module = load_stop(load_model(args.model)[0], out)
         s = module.score_ids([r["prefix_token_ids"] for r in report], tok.pad_token_id,
                              logprobs=report_lp if cfg.head_features else None).tolist()
         scores[name] = s
@@ -222,7 +231,7 @@ def main():
     print(f"{'signal':<24} " + " ".join(f"{k:>9}" for k in KINDS))
     for name, r in per_kind.items():
         print(f"{name:<24} " + " ".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in r.values()))
-    settings = {k: getattr(args, k) for k in ("epochs", "sweep_epochs", "lr", "weight_decay", "loss", "rank_weight",
+    settings = {k: getattr(args, k) for k in ("model", "label_ks", "epochs", "sweep_epochs", "lr", "weight_decay", "loss", "rank_weight",
                                               "select", "sweep", "max_grad_norm", "ship_variant", "ship_lp_variant")}
     Path(args.out).write_text(json.dumps({"settings": settings, "train_prefixes": len(train),
                                           "selection_prefixes": len(val),

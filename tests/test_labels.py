@@ -95,6 +95,17 @@ def test_training_saves_the_best_epoch(tmp_path, features):
     lp = prefix_logprobs(fresh, tok, val) if features else None
     probs = loaded.score_ids([r["prefix_token_ids"] for r in val], tok.pad_token_id, logprobs=lp).tolist()
     assert label_metrics(probs, val)["mse"] == pytest.approx(report["best"]["mse"], abs=1e-6)
+    if not features:  # prefix caches encoded once and shared between trainings: the same training
+        from pathprune.stop.module import encode_prefixes
+
+        base, _ = load_model("testbed")
+        encoded = tuple(encode_prefixes(base, [r["prefix_token_ids"] for r in recs], tok.pad_token_id, batch_size=5)
+                        for recs in (train, val))
+        again = train_stop(load_model("testbed")[0], tok, train, val, StopConfig(n_stop=2, rank=4),
+                           TrainConfig(epochs=2, batch_size=8), tmp_path / "again", encoded=encoded)
+        for a, b in zip(again["history"], report["history"]):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+            assert a["mse"] == pytest.approx(b["mse"], abs=1e-6)
     # the critique adapter really trained (LoRA B starts at zero)
     lora_b = [p for n, p in loaded.peft.named_parameters() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)

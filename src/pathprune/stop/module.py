@@ -59,6 +59,21 @@ def attach_adapter(model, lora=None, path=None):
     return shared, name
 
 
+@torch.no_grad()
+def encode_prefixes(model, prefixes: list[list[int]], pad_id: int, batch_size: int = 32) -> list:
+    """Each prefix's base-model cache as a one-row :class:`~pathprune.engine.batch.LiveBatch`, computed once.
+
+    The backbone is frozen and STOP's adapter is off on prefix tokens, so this cache never changes while STOP
+    trains (whatever its settings): epochs regroup it with ``LiveBatch.stack`` and run only the [STOP] tokens,
+    instead of re-encoding every prefix every epoch."""
+    from ..engine.batch import LiveBatch
+
+    out = []
+    for i in range(0, len(prefixes), batch_size):
+        out += LiveBatch.launch(model, prefixes[i:i + batch_size], 1, pad_id).split()
+    return out
+
+
 def logprob_features(logprobs: list[list[float]], names: list[str]) -> torch.Tensor:
     """(R, F) raw head features from each prefix's generated-token log-probabilities."""
     return torch.tensor([[LOGPROB_FEATURES[n](lp) for n in names] for lp in logprobs], dtype=torch.float32)
@@ -196,19 +211,9 @@ class StopModule(nn.Module):
         batch = LiveBatch.launch(self.base, prefixes, 1, pad_id)  # adapter is off: base-model cache
         return self.logits_cached(batch, grad=grad, logprobs=logprobs)
 
-    @torch.no_grad()
     def encode(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 32) -> list:
-        """Each prefix's base-model cache as a one-row :class:`LiveBatch`, computed once.
-
-        The backbone is frozen and the adapter is off on prefix tokens, so this cache never changes while
-        STOP trains: epochs regroup it with :meth:`LiveBatch.stack <pathprune.engine.batch.LiveBatch.stack>`
-        and run only the [STOP] tokens, instead of re-encoding every prefix every epoch."""
-        from ..engine.batch import LiveBatch
-
-        out = []
-        for i in range(0, len(prefixes), batch_size):
-            out += LiveBatch.launch(self.base, prefixes[i:i + batch_size], 1, pad_id).split()
-        return out
+        """:func:`encode_prefixes` on this module's base model (the adapter is off on prefix tokens)."""
+        return encode_prefixes(self.base, prefixes, pad_id, batch_size)
 
     @torch.no_grad()
     def score_ids(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 64,

@@ -24,8 +24,12 @@ def stop_token_id(tokenizer) -> int | None:
 
 
 def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: StopConfig,
-               cfg: TrainConfig, out, progress=None) -> dict:
-    """Train and save the best epoch to ``out``; returns {"history": [...], "best": {...}, "seconds": ...}."""
+               cfg: TrainConfig, out, progress=None, encoded: tuple[list, list] | None = None) -> dict:
+    """Train and save the best epoch to ``out``; returns {"history": [...], "best": {...}, "seconds": ...}.
+
+    ``encoded``: the (train, val) prefix caches from :func:`~pathprune.stop.module.encode_prefixes` of the same
+    base model, to share between several trainings on the same labels (they do not depend on STOP's settings).
+    """
     if not stop_cfg.base_model:
         stop_cfg.base_model = model_name(getattr(model, "name_or_path", "") or "")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -39,8 +43,8 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
             stop_cfg.feature_mean = raw.mean(0).tolist()
             stop_cfg.feature_std = raw.std(0).clamp(min=1e-6).tolist()
         module = StopModule(model, stop_cfg, stop_token_id(tokenizer)).to(device)
-        train_cache = module.encode([r["prefix_token_ids"] for r in train], pad)
-        val_cache = module.encode(val_ids, pad)
+        train_cache, val_cache = encoded or (module.encode([r["prefix_token_ids"] for r in train], pad),
+                                             module.encode(val_ids, pad))
 
         def logits(idx: list[int], cache=train_cache, lp=train_lp, grad=True) -> torch.Tensor:
             return module.logits_cached(LiveBatch.stack([cache[i] for i in idx]), grad=grad,
