@@ -136,6 +136,7 @@ def main():
     ap.add_argument("--ship-lp", default=None, help="copy the --ship-lp-variant checkpoint here")
     ap.add_argument("--ship-lp-variant", default="stop_lp", help="the variant shipped as the signal stop_lp")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--sweep-epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
@@ -166,7 +167,8 @@ def main():
         for name, s in baseline_scores(model, tok, report).items():
             scores[name] = s
             rows[name] = label_metrics(s, report)
-    main_t = TrainConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+    main_t = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                         loss=args.loss,
                          rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm)
     lp = ["mean_logprob"]
     variants = [("stop", StopConfig(), main_t), ("stop_lp", StopConfig(head_features=lp), main_t),
@@ -231,7 +233,8 @@ def main():
     print(f"{'signal':<24} " + " ".join(f"{k:>9}" for k in KINDS))
     for name, r in per_kind.items():
         print(f"{name:<24} " + " ".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in r.values()))
-    settings = {k: getattr(args, k) for k in ("model", "label_ks", "epochs", "sweep_epochs", "lr", "weight_decay", "loss", "rank_weight",
+    settings = {k: getattr(args, k) for k in ("model", "label_ks", "epochs", "batch_size", "sweep_epochs", "lr",
+                                              "weight_decay", "loss", "rank_weight",
                                               "select", "sweep", "max_grad_norm", "ship_variant", "ship_lp_variant")}
     Path(args.out).write_text(json.dumps({"settings": settings, "train_prefixes": len(train),
                                           "selection_prefixes": len(val),
