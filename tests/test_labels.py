@@ -106,6 +106,24 @@ def test_training_saves_the_best_epoch(tmp_path, features):
         for a, b in zip(again["history"], report["history"]):
             assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
             assert a["mse"] == pytest.approx(b["mse"], abs=1e-6)
+        # above the cache limit every step re-encodes its prefixes: the same training again
+        from pathprune.stop import train as train_module
+
+        from pathprune.engine import LiveBatch
+
+        ids = [[5] * 10, [6] * 7]  # the estimate is what a cache of these prefixes really holds
+        assert train_module.prefix_cache_bytes(base, ids) == sum(
+            LiveBatch.launch(base, [p], 1, tok.pad_token_id).cache_bytes() for p in ids)
+        limit = train_module.PREFIX_CACHE_LIMIT
+        train_module.PREFIX_CACHE_LIMIT = 0
+        try:
+            reencoded = train_stop(load_model("testbed")[0], tok, train, val, StopConfig(n_stop=2, rank=4),
+                                   TrainConfig(epochs=2, batch_size=8), tmp_path / "reencoded")
+        finally:
+            train_module.PREFIX_CACHE_LIMIT = limit
+        for a, b in zip(reencoded["history"], report["history"]):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+            assert a["mse"] == pytest.approx(b["mse"], abs=1e-6)
     # the critique adapter really trained (LoRA B starts at zero)
     lora_b = [p for n, p in loaded.peft.named_parameters() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)
