@@ -22,34 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pathprune.evaluation.metrics import auroc, within_problem_auroc  # noqa: E402
+from pathprune.stats import auroc, spearman, within_problem_auroc  # noqa: E402
 from pathprune.models import load_model  # noqa: E402
 from pathprune.stop import load_stop  # noqa: E402
 from pathprune.stop.evaluate import baseline_scores  # noqa: E402
 from pathprune.stop.labels import read_labels  # noqa: E402
 from pathprune.stop.training import label_metrics  # noqa: E402
-
-
-def _ranks(xs):
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    ranks = [0.0] * len(xs)
-    i = 0
-    while i < len(order):  # average ranks over ties
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for t in range(i, j + 1):
-            ranks[order[t]] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
-def spearman(a, b):
-    ra, rb = _ranks(a), _ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
-    return cov / (va * vb) ** 0.5 if va and vb else None
 
 
 def main() -> None:

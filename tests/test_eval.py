@@ -48,6 +48,16 @@ def _path(i, tokens, answer, correct, score=None, L=10, check=4, reenc=0):
             "signals": signals}
 
 
+def test_rank_statistics_by_hand():
+    from pathprune.stats import auroc, average_ranks, spearman
+
+    assert average_ranks([0.3, 0.1, 0.3, 0.9]) == [2.5, 1.0, 2.5, 4.0]
+    assert auroc([0.3, 0.1, 0.3, 0.9], [1, 0, 0, 1]) == pytest.approx(0.875)  # (1 + 0.5 + 1 + 1) / 4
+    assert spearman([1, 2, 3], [10, 30, 20]) == pytest.approx(0.5)  # ranks 1,2,3 vs 1,3,2: 1 - 6*2 / (3*8)
+    assert spearman([1, 2, 2, 3], [4, 3, 3, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
+
+
 def test_metrics_by_hand():
     # problem A (ref "7"): 4 paths; path 3 ended before L=10 (6 tokens) so it is kept unscored.
     unit_a = {"unit_id": "A@0", "problem_id": "A", "reference": "7", "answer_kind": "testbed", "prompt_tokens": 5,

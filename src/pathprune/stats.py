@@ -7,6 +7,7 @@ Defined exactly (tests check them against hand-computed cases):
 * :func:`within_problem_auroc`: the mean of per-problem AUROCs over problems whose
   paths contain both classes; this is what top-k pruning inside a problem needs
   (a pooled AUROC can be high from problem difficulty alone).
+* :func:`spearman`: rank correlation on average ranks (:func:`average_ranks`); None if a side is constant.
 * :func:`brier`: mean (p - y)^2 against binary outcomes; :func:`mse` against soft labels.
 * :func:`ece`: expected calibration error, |mean p - mean label| per equal-width bin,
   weighted by bin size.
@@ -18,24 +19,37 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks of ``values``, ties sharing their average rank (O(n log n))."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
     pos = [s for s, y in zip(scores, labels) if y]
     neg = [s for s, y in zip(scores, labels) if not y]
     if not pos or not neg:
         return None
-    # rank-based O(n log n): average ranks for ties
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
+    rank_sum = sum(r for r, y in zip(average_ranks(scores), labels) if y)
     return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman rank correlation (Pearson's on average ranks); None when either side is constant."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
+    return cov / (va * vb) ** 0.5 if va and vb else None
 
 
 def within_problem_auroc(scores: Sequence[float], labels: Sequence[int], groups: Sequence) -> float | None:
