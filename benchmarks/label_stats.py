@@ -21,12 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from pathprune.errors import PathpruneError  # noqa: E402
 from pathprune.stats import spearman  # noqa: E402
 from pathprune.stop.labels import read_labels  # noqa: E402
 
 
 def stats(run: Path, ks: list[int]) -> dict:
     recs = read_labels(run)
+    if not recs or not (run / "problems.jsonl").is_file():
+        raise SystemExit(f"{run}: no labels or no problems.jsonl (expected a `pathprune label` run directory)")
     units = [json.loads(line) for line in (run / "problems.jsonl").read_text().splitlines() if line.strip()]
     by_problem: dict[str, list[dict]] = defaultdict(list)
     for r in recs:
@@ -66,7 +69,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     ks = [int(k) for k in args.ks.split(",") if k]
-    result = [stats(run, ks) for run in args.runs]
+    try:
+        result = [stats(run, ks) for run in args.runs]
+    except PathpruneError as err:
+        raise SystemExit(str(err)) from None
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -48,7 +48,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
+    if not (args.run / "paths.jsonl").is_file():
+        raise SystemExit(f"{args.run}: no paths.jsonl (expected a `pathprune eval` run directory)")
     paths = [json.loads(line) for line in (args.run / "paths.jsonl").read_text().splitlines() if line.strip()]
+    if not paths:
+        raise SystemExit(f"{args.run}/paths.jsonl holds no paths")
     signals = list(paths[0]["signals"])
     cuts = sorted({c for p in paths for s in p["signals"].values() for c in s}, key=int)
     rows = []

@@ -160,9 +160,7 @@ def main():
     print(f"{len(train)} training prefixes, {len(val)} selection prefixes, reporting on {len(report)} prefixes "
           f"({len({r['problem_id'] for r in report})} problems, {'--test' if args.test else '--val'})")
     report_lp = prefix_logprobs(model, tok, report)
-    # the base model's prefix caches, encoded once for every variant (the backbone is frozen)
-    encoded = tuple(encode_prefixes(model, [r["prefix_token_ids"] for r in recs], tok.pad_token_id)
-                    for recs in (train, val))
+    encoded = None  # the base model's prefix caches, encoded once for every variant trained (frozen backbone)
     if args.variants is None:
         for name, s in baseline_scores(model, tok, report).items():
             scores[name] = s
@@ -199,6 +197,9 @@ def main():
             best = read_training(out, "stop_config.json")["best"]
             best_epoch, seconds = best["epoch"], best.get("seconds")
         else:
+            if encoded is None:
+                encoded = tuple(encode_prefixes(model, [r["prefix_token_ids"] for r in recs], tok.pad_token_id)
+                                for recs in (train, val))
             fresh, _ = load_model(args.model)  # each variant attaches its own adapter to a fresh base model
             trained = train_stop(fresh, tok, train, val, cfg, tcfg, out, encoded=encoded)
             (out / "history.json").write_text(json.dumps(trained["history"], indent=1))

@@ -71,7 +71,7 @@ def test_read_official_format_and_errors(tmp_path):
 
 
 @pytest.mark.parametrize("features", [[], ["mean_logprob"]])
-def test_training_saves_the_best_epoch(tmp_path, features):
+def test_training_saves_the_best_epoch(tmp_path, monkeypatch, features):
     from pathprune.stop.evaluate import baseline_scores, prefix_logprobs
 
     model, tok = load_model("testbed")
@@ -114,13 +114,9 @@ def test_training_saves_the_best_epoch(tmp_path, features):
         ids = [[5] * 10, [6] * 7]  # the estimate is what a cache of these prefixes really holds
         assert train_module.prefix_cache_bytes(base, ids) == sum(
             LiveBatch.launch(base, [p], 1, tok.pad_token_id).cache_bytes() for p in ids)
-        limit = train_module.PREFIX_CACHE_LIMIT
-        train_module.PREFIX_CACHE_LIMIT = 0
-        try:
-            reencoded = train_stop(load_model("testbed")[0], tok, train, val, StopConfig(n_stop=2, rank=4),
-                                   TrainConfig(epochs=2, batch_size=8), tmp_path / "reencoded")
-        finally:
-            train_module.PREFIX_CACHE_LIMIT = limit
+        monkeypatch.setattr(train_module, "PREFIX_CACHE_LIMIT", 0)
+        reencoded = train_stop(load_model("testbed")[0], tok, train, val, StopConfig(n_stop=2, rank=4),
+                               TrainConfig(epochs=2, batch_size=8), tmp_path / "reencoded")
         for a, b in zip(reencoded["history"], report["history"]):
             assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
             assert a["mse"] == pytest.approx(b["mse"], abs=1e-6)

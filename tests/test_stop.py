@@ -9,6 +9,7 @@ import torch
 from pathprune.engine import LiveBatch, SamplingParams
 from pathprune.errors import PathpruneError
 from pathprune.stop import StopConfig, StopModule, import_official, load_stop, save_stop
+from pathprune.stop.module import encode_prefixes
 from pathprune.testbed.model import new_testbed_model
 from pathprune.testbed.problems import generate
 from conftest import load_testbed, paused_batch, run_pruner
@@ -51,7 +52,7 @@ def test_prefix_cache_computed_once_and_regrouped_equals_reencoding():
     prefixes = [prompts[r.problem_index] + r.tokens for r in batch.records]
     prefixes += [prompts[0] + batch.records[0].tokens[:5], prompts[1]]  # other lengths: more padding
     assert len({len(p) for p in prefixes}) >= 3
-    cache = module.encode(prefixes, tok.pad_token_id, batch_size=4)
+    cache = encode_prefixes(module.base, prefixes, tok.pad_token_id, batch_size=4)
     assert [int(c.mask.sum()) for c in cache] == [len(p) for p in prefixes] and all(c.mask.all() for c in cache)
     for idx in ([7, 0, 3, 6], [1], list(range(len(prefixes)))[::-1]):
         stacked = LiveBatch.stack([cache[i] for i in idx])

@@ -211,10 +211,6 @@ class StopModule(nn.Module):
         batch = LiveBatch.launch(self.base, prefixes, 1, pad_id)  # adapter is off: base-model cache
         return self.logits_cached(batch, grad=grad, logprobs=logprobs)
 
-    def encode(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 32) -> list:
-        """:func:`encode_prefixes` on this module's base model (the adapter is off on prefix tokens)."""
-        return encode_prefixes(self.base, prefixes, pad_id, batch_size)
-
     @torch.no_grad()
     def score_ids(self, prefixes: list[list[int]], pad_id: int, batch_size: int = 64,
                   logprobs: list[list[float]] | None = None) -> torch.Tensor:

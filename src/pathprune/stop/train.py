@@ -3,7 +3,7 @@
 What is STOP's own: the trainable parameters are the [STOP] embedding(s), the head and the critique
 adapter on a frozen backbone; a head with ``head_features`` reads prefix log-probabilities, computed
 once (the backbone is frozen) and standardised with the training prefixes' statistics. For the same reason
-every prefix's base-model cache is computed once (:meth:`StopModule.encode`) when it fits in
+every prefix's base-model cache is computed once (:func:`~pathprune.stop.module.encode_prefixes`) when it fits in
 :data:`PREFIX_CACHE_LIMIT`; an epoch then runs only the [STOP] tokens over it.
 """
 
@@ -15,7 +15,7 @@ from ..engine.batch import LiveBatch
 from .checkpoint import save_stop
 from .config import StopConfig, model_name
 from .evaluate import prefix_logprobs
-from .module import StopModule, logprob_features
+from .module import StopModule, encode_prefixes, logprob_features
 from .training import Trainee, TrainConfig, fit
 
 
@@ -60,7 +60,7 @@ def train_stop(model, tokenizer, train: list[dict], val: list[dict], stop_cfg: S
         train_ids = [r["prefix_token_ids"] for r in train]
         caches = encoded
         if caches is None and prefix_cache_bytes(model, train_ids + val_ids) <= PREFIX_CACHE_LIMIT:
-            caches = module.encode(train_ids, pad), module.encode(val_ids, pad)
+            caches = encode_prefixes(module.base, train_ids, pad), encode_prefixes(module.base, val_ids, pad)
         train_cache, val_cache = caches or (None, None)
 
         def logits(idx: list[int], cache=train_cache, ids=train_ids, lp=train_lp, grad=True) -> torch.Tensor:
