@@ -50,6 +50,10 @@ def bad(tmp_path_factory) -> dict[str, Path]:
     _truncate(out["judge_truncated"] / "judge_head.safetensors", 8)
     out["empty_dir"] = root / "empty_dir"
     out["empty_dir"].mkdir()
+    out["labels_k4"] = root / "labels_k4.jsonl"  # two testbed prefixes, 4 rollouts each
+    out["labels_k4"].write_text("".join(json.dumps({"problem_id": f"p{i}", "prefix_token_ids": [1, 5, 6 + i],
+                                                    "soft_label": 0.5, "outcomes": [1, 0, 1, 0]}) + "\n"
+                                        for i in range(2)))
     return out
 
 
@@ -92,6 +96,10 @@ CASES = [
     (["run", "--out", "o", "--benchmark", "wordproblems:99"], "word-problem levels must lie in 1..5"),
     (["report", "{empty_dir}"], "is not an evaluation run directory"),
     (["train", "--labels", "nol", "--val-labels", "nol", "--out", "o"], "label file not found: nol"),
+    (["train", "--labels", "{labels_k4}", "--val-labels", "{labels_k4}", "--out", "o", "--label-k", "0"],
+     "label_k must be an integer >= 1"),
+    (["train", "--labels", "{labels_k4}", "--val-labels", "{labels_k4}", "--out", "o", "--label-k", "8"],
+     "label_k=8 needs 8 rollout outcomes per record; 2 of 2 records have fewer"),
     # serve: every option checked before binding (once three tracebacks for --port -1)
     (["serve", "--port", "-1"], "port must be in 0..65535, got -1"),
     (["serve", "--port", "70000"], "port must be in 0..65535, got 70000"),

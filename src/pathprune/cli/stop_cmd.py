@@ -110,7 +110,7 @@ def train(
     from ..stop.config import StopConfig
     from ..stop.labels import read_labels
     from ..stop.train import train_stop
-    from ..stop.training import TrainConfig
+    from ..stop.training import TrainConfig, training_targets
 
     train_recs, val_recs = read_labels(labels), read_labels(val_labels)
     if judge:
@@ -118,13 +118,14 @@ def train(
                      pooling, hard_labels, label_k, seed)
         return
     epochs, lr = epochs or 10, lr or 2e-3
+    tcfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, label_k=label_k,
+                       seed=seed, weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
+                       max_grad_norm=max_grad_norm)
+    training_targets(train_recs, tcfg)  # labels that cannot serve --label-k fail before the model loads
     m, tok = load_model(model)
     cfg = StopConfig(base_model=model, n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens,
                      head_features=[f.strip() for f in head_features.split(",") if f.strip()])
-    tcfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, label_k=label_k, seed=seed,
-                       weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
-                       max_grad_norm=max_grad_norm)
     with progress_bar() as bar:
         task = bar.add_task("training STOP", total=epochs)
         report = train_stop(m, tok, train_recs, val_recs, cfg, tcfg, out,

@@ -215,10 +215,10 @@ def fit(build: Callable[[torch.device], Trainee], train: list[dict], val: list[d
     if not train or not val:
         raise PathpruneError("training needs training and validation records")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    target = training_targets(train, cfg)  # before building: a label_k the records cannot serve fails at once
     torch.manual_seed(cfg.seed)
     trainee = build(accelerator.device)
     opt = accelerator.prepare(torch.optim.AdamW(trainee.parameters, lr=cfg.lr, weight_decay=cfg.weight_decay))
-    target = training_targets(train, cfg)
     rng = random.Random(cfg.seed)
     ranking = RANKING.get(cfg.loss)
     keys = [group_key(r) for r in train]
