@@ -29,7 +29,7 @@ def main() -> None:
 
     import ray
 
-    from pathprune.cli.run_cmd import load_problems
+    from pathprune.evaluation.sources import load_problems
     from pathprune.distributed.labelling import LabelWorker
     from pathprune.distributed.ray_executor import RayPool
     from pathprune.models import load_model

@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray")
 
 from conftest import sorted_json_lines  # noqa: E402
 from pathprune.cli import main  # noqa: E402
-from pathprune.cli.run_cmd import load_problems  # noqa: E402
+from pathprune.evaluation.sources import load_problems  # noqa: E402
 from pathprune.distributed import run_units, run_units_here  # noqa: E402
 from pathprune.distributed.labelling import run_labelling_distributed  # noqa: E402
 from pathprune.distributed.ray_executor import ACTOR_PREFIX, RayPool  # noqa: E402

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .console import console
+from .console import console, parse_int_list
 
 DEMO_SIGNALS = "random,jaccard,judge,mean_logprob,conf_lowest,neg_entropy,stop,stop_lp"
 
@@ -26,14 +26,20 @@ def demo(
     Every signal scores the same launched prefixes and every path is finished once
     (``pathprune eval``), so the comparison is fair and costs about one unpruned run.
     """
-    from .eval_cmd import eval_
+    from ..evaluation.sources import problems_with_datasets
+    from .eval_cmd import print_report
+    from .evaluate import evaluate
 
     console.print(f"[bold]pathprune demo[/]: {n} paths per problem on the testbed's hard test problems "
                   f"(levels {levels}), pruned to k at L tokens by each signal; STOP = the shipped checkpoint.")
-    eval_(out=out, model="testbed", benchmark=None, testbed_split="test", levels=levels, per_level=per_level,
-          limit=None, signals=signals, n=n, prefix=prefix, keep=keep, temperature=1.0, top_p=1.0, top_k=0,
-          max_new_tokens=160, seeds=str(seed), problems_per_batch=2, bootstrap=1000,
-          workers=0, ray_address="local", worker_cpus=1.0, worker_gpus=0.0)
+    problems, datasets = problems_with_datasets(None, "test", levels, per_level, None, seed)
+    report = evaluate(out, problems, datasets=datasets, model="testbed", signals=signals.split(","), n=n,
+                      prefixes=parse_int_list(prefix, "prefix") or (), keeps=parse_int_list(keep, "keep") or (),
+                      temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=160, seeds=(seed,), problems_per_batch=2,
+                      bootstrap=1000, source=dict(benchmarks=None, testbed_split="test", levels=levels,
+                                                  per_level=per_level, limit=None))
+    print_report(report)
+    console.print(f"report: {out / 'report.md'}  ·  {out / 'report.html'}")
     console.print("avg@k|N = mean accuracy of the kept paths; cons@k = their majority vote; Δ = tokens saved "
                   "against finishing all N; Δ cons vs self-consistency = cons@k minus the vote of fewer unpruned "
                   "paths costing the same tokens (paired by problem; > 0: pruning pays); lost = problems where a "

@@ -7,29 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..errors import PathpruneError
 from .console import console, parse_int_list, progress_bar
 from .inputs import BACKEND_HELP
 
 
-def problems_with_datasets(benchmarks: list[str], testbed_split: str, levels: str | None, per_level: int,
-                           limit: int | None, seed: int):
-    """Problems from benchmark files (dataset = file stem) or the testbed suite (dataset = family)."""
-    from ..evaluation.runs import dataset_of
-    from .run_cmd import load_problems
-
-    problems, datasets = [], {}
-    for source in benchmarks or [None]:
-        chunk = load_problems(source, testbed_split, levels, per_level, limit, seed)
-        default = Path(source).stem if source else "testbed"
-        for p in chunk:
-            datasets[p.id] = dataset_of(p, default)
-        problems += chunk
-    return problems, datasets
-
-
-def print_report(report, cfg) -> None:
+def print_report(report) -> None:
     from ..evaluation.report import DETAIL_HEAD, detail_rows
+
+    cfg = report.config
 
     table = Table(title=f"{cfg.model}: N={cfg.n} → k={cfg.keeps[0]} at L={cfg.prefixes[0]} tokens "
                         f"({report.rows[0]['problems']} problems, seeds {cfg.seeds})")
@@ -66,35 +51,19 @@ def eval_(
     backend: str = typer.Option("transformers", help=BACKEND_HELP),
 ) -> None:
     """Compare signals fairly: one launch, every signal scores the same prefixes, every path finished once."""
-    from ..evaluation.report import build_report
-    from ..evaluation.runs import EvalConfig, run_eval
-    from ..io.runlog import cleaned_on_failure
-    from .inputs import checked_backend, checked_signals, model_and_tokenizer
+    from ..evaluation.sources import problems_with_datasets
+    from .evaluate import evaluate
 
-    seed_list = list(parse_int_list(seeds, "seeds") or (0,))
-    cfg = EvalConfig(model=model, signals=[s.strip() for s in signals.split(",") if s.strip()], n=n,
-                     prefixes=list(parse_int_list(prefix, "prefix")), keeps=list(parse_int_list(keep, "keep")),
-                     sampling=dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens),
-                     seeds=seed_list, problems_per_batch=problems_per_batch,
-                     problems=dict(benchmarks=benchmark or None, testbed_split=testbed_split, levels=levels,
-                                   per_level=per_level, limit=limit))
-    # every input is checked before a model is loaded or anything is written to --out
-    signal_objects = checked_signals(cfg.signals)
-    if workers < 0:
-        raise PathpruneError(f"--workers must be >= 0, got {workers}")
-    checked_backend(backend, workers=workers)
-    if workers >= 2:
-        from ..distributed.ray_executor import check_address
-
-        check_address(ray_address)
+    seed_list = parse_int_list(seeds, "seeds") or (0,)
     problems, datasets = problems_with_datasets(benchmark or [], testbed_split, levels, per_level, limit, seed_list[0])
-    m, tok = model_and_tokenizer(model, backend, signal_objects) if workers < 2 else (None, None)
-    with cleaned_on_failure(out), progress_bar() as bar:
-        task = bar.add_task("problems × seeds", total=len(problems) * len(seed_list))
-        run_eval(m, tok, problems, cfg, out, datasets, progress=lambda k: bar.advance(task, k), workers=workers,
-                 ray_address=ray_address, resources={"num_cpus": worker_cpus, "num_gpus": worker_gpus})
-    report = build_report(out, n_boot=bootstrap)
-    print_report(report, cfg)
+    report = evaluate(out, problems, datasets=datasets, model=model, signals=signals.split(","), n=n,
+                      prefixes=parse_int_list(prefix, "prefix") or (), keeps=parse_int_list(keep, "keep") or (),
+                      temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
+                      seeds=seed_list, problems_per_batch=problems_per_batch, bootstrap=bootstrap, workers=workers,
+                      ray_address=ray_address, worker_cpus=worker_cpus, worker_gpus=worker_gpus, backend=backend,
+                      source=dict(benchmarks=benchmark or None, testbed_split=testbed_split, levels=levels,
+                                  per_level=per_level, limit=limit))
+    print_report(report)
     console.print(f"report: {out / 'report.md'}  ·  {out / 'report.html'}")
 
 
@@ -104,9 +73,7 @@ def report(
 ) -> None:
     """Rebuild summary.json, report.md, the figures and report.html from a run's logs."""
     from ..evaluation.report import build_report
-    from ..evaluation.runs import read_run
 
-    cfg, _, _ = read_run(run_dir)
     rep = build_report(run_dir, n_boot=bootstrap)
-    print_report(rep, cfg)
+    print_report(rep)
     console.print(f"report: {run_dir / 'report.md'}  ·  {run_dir / 'report.html'}")

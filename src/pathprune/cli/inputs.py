@@ -66,10 +66,3 @@ def model_and_tokenizer(model: str, backend: str, signals: list | None = None):
     from ..models import load_model
 
     return load_model(model)
-
-
-def nonempty(problems: list, what: str) -> list:
-    """``problems``, or a one-line error when the selection matched nothing."""
-    if not problems:
-        raise PathpruneError(f"no problems selected from {what}")
-    return problems

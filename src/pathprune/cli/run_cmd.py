@@ -6,32 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .console import console, parse_int_list, progress_bar
+from .console import console, progress_bar
 from .inputs import BACKEND_HELP, checked_backend
-
-
-def load_problems(benchmark: str | None, testbed_split: str, levels: str | None, per_level: int, limit: int | None,
-                  seed: int):
-    """Problems from a benchmark file, generated word problems (``wordproblems[:LEVELS[:FORMAT]]``, with the
-    split, count per level and seed of the testbed options), or the testbed suite when no file is given."""
-    from ..errors import PathpruneError
-    from ..tasks import load_benchmark, wordproblems
-    from ..testbed.problems import suite
-    from .inputs import nonempty
-
-    if limit is not None and limit < 1:
-        raise PathpruneError(f"--limit must be >= 1, got {limit}", parameter="limit", value=limit)
-    if per_level < 1:
-        raise PathpruneError(f"--per-level must be >= 1, got {per_level}", parameter="per_level", value=per_level)
-    if wordproblems.is_spec(benchmark):
-        problems = wordproblems.from_spec(benchmark, testbed_split, per_level, seed)
-        return nonempty(problems[:limit] if limit else problems, f"--benchmark {benchmark}")
-    if benchmark:
-        return nonempty(load_benchmark(benchmark, limit=limit), f"--benchmark {benchmark}")
-    problems = suite(testbed_split, per_level, seed, levels=parse_int_list(levels, "levels"))
-    return nonempty(problems[:limit] if limit else problems,
-                    f"the testbed's {testbed_split} split at levels {levels}" if levels else
-                    f"the testbed's {testbed_split} split")
 
 
 def run(
@@ -57,6 +33,7 @@ def run(
 ) -> None:
     """Sample N paths per problem, prune at the schedule's checkpoints with a signal, finish the rest, vote."""
     from ..engine import Pruner, SamplingParams, Schedule
+    from ..evaluation.sources import load_problems
     from ..io.runlog import RunLog, cleaned_on_failure
     from .inputs import checked_signals
 

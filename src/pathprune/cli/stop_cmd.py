@@ -39,7 +39,7 @@ def label(
     from ..errors import PathpruneError
     from ..io.runlog import cleaned_on_failure
     from ..stop.labels import LabelConfig, run_labelling
-    from .run_cmd import load_problems
+    from ..evaluation.sources import load_problems
 
     cfg = LabelConfig(n_filter=n_filter, min_correct=min_correct, max_correct=max_correct,
                       prefix_tokens=parse_int_list(prefix_tokens, "prefix_tokens"), k=k, temperature=temperature,

@@ -36,6 +36,8 @@ class Report:
     by_dataset: dict[str, list[dict]]
     markdown: str
     files: list[Path]
+    config: EvalConfig
+    """The run's configuration (what the rows are settings of)."""
 
 
 def signal_type(name: str) -> str:
@@ -303,4 +305,4 @@ def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
     page = _html(sections, images, title)
     write_text_atomic(run_dir / "report.html", page)
     files = [run_dir / "summary.json", run_dir / "report.md", run_dir / "report.html", *images]
-    return Report(rows, by_dataset, markdown, files)
+    return Report(rows, by_dataset, markdown, files, cfg)

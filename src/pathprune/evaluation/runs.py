@@ -71,11 +71,6 @@ def unit_id(problem: Problem, seed: int) -> str:
     return f"{problem.id}@{seed}"
 
 
-def dataset_of(problem: Problem, default: str) -> str:
-    family = problem.meta.get("family")
-    return f"testbed-{family}" if family and problem.answer_kind == "testbed" else default
-
-
 def _rows(problem: Problem, seed: int, dataset: str, plog) -> tuple[dict, list[dict]]:
     uid = unit_id(problem, seed)
     unit = {"unit_id": uid, "seed": seed, "dataset": dataset, **plog.unit,

@@ -1,0 +1,76 @@
+"""Problems for a run, from where the user points: a benchmark file, a generated suite, or the testbed.
+
+One grammar for every command (``run``, ``eval``, ``label``) and for library users:
+
+- a JSON/JSONL benchmark file (or ``hf:NAME[:SPLIT]``, see :func:`pathprune.tasks.load_benchmark`);
+- ``wordproblems[:LEVELS[:FORMAT]]`` or ``reasoner[:LEVELS[:FORMAT]]``: generated worked-solution word problems
+  (split, count per level and seed from the other arguments);
+- nothing: the testbed suite of ``split`` at ``levels``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import PathpruneError
+from ..tasks import load_benchmark, wordproblems
+from ..tasks.problem import Problem
+from ..testbed.problems import suite
+
+
+def parse_levels(levels: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """``"4,8"`` or ``(4, 8)`` → ``(4, 8)``; None or empty → None (every level)."""
+    if levels is None or levels == "":
+        return None
+    if isinstance(levels, str):
+        try:
+            return tuple(int(x) for x in levels.split(",") if x.strip()) or None
+        except ValueError:
+            raise PathpruneError(f"levels must be comma-separated integers, got {levels!r}",
+                                 parameter="levels", value=levels) from None
+    return tuple(int(x) for x in levels) or None
+
+
+def _nonempty(problems: list[Problem], what: str) -> list[Problem]:
+    if not problems:
+        raise PathpruneError(f"no problems selected from {what}")
+    return problems
+
+
+def load_problems(source: str | None = None, split: str = "test", levels: str | Sequence[int] | None = None,
+                  per_level: int = 10, limit: int | None = None, seed: int = 0) -> list[Problem]:
+    """The problems ``source`` names (see the module docstring); ``limit`` keeps the first ones."""
+    if limit is not None and limit < 1:
+        raise PathpruneError(f"--limit must be >= 1, got {limit}", parameter="limit", value=limit)
+    if per_level < 1:
+        raise PathpruneError(f"--per-level must be >= 1, got {per_level}", parameter="per_level", value=per_level)
+    if wordproblems.is_spec(source):
+        problems = wordproblems.from_spec(source, split, per_level, seed)
+        return _nonempty(problems[:limit] if limit else problems, f"--benchmark {source}")
+    if source:
+        return _nonempty(load_benchmark(source, limit=limit), f"--benchmark {source}")
+    wanted = parse_levels(levels)
+    problems = suite(split, per_level, seed, levels=wanted)
+    return _nonempty(problems[:limit] if limit else problems,
+                     f"the testbed's {split} split at levels {levels}" if wanted else f"the testbed's {split} split")
+
+
+def dataset_of(problem: Problem, default: str) -> str:
+    """The dataset a problem is reported under: its testbed family, else ``default`` (a file's stem)."""
+    family = problem.meta.get("family")
+    return f"testbed-{family}" if family and problem.answer_kind == "testbed" else default
+
+
+def problems_with_datasets(sources: Sequence[str] | None = None, split: str = "test",
+                           levels: str | Sequence[int] | None = None, per_level: int = 10, limit: int | None = None,
+                           seed: int = 0) -> tuple[list[Problem], dict[str, str]]:
+    """Problems from several sources (``limit`` per source) and each problem's dataset name."""
+    problems, datasets = [], {}
+    for source in sources or [None]:
+        chunk = load_problems(source, split, levels, per_level, limit, seed)
+        default = Path(source).stem if source else "testbed"
+        for p in chunk:
+            datasets[p.id] = dataset_of(p, default)
+        problems += chunk
+    return problems, datasets
