@@ -41,9 +41,17 @@ def run_pruner(problems, model, tok, signal="random", schedule=None, params=None
     return solve(Pruner((model, tok), signal, schedule, **kw), problems, params)
 
 
+def console_script() -> str:
+    """The installed ``pathprune`` console script of this interpreter's environment (what a user types)."""
+    script = Path(sys.executable).parent / "pathprune"
+    if not script.is_file():
+        pytest.fail(f"no pathprune console script beside {sys.executable}: install the project (pip install -e .)")
+    return str(script)
+
+
 def cli(*args, **kw) -> subprocess.CompletedProcess:
-    """``python -m pathprune ARGS`` in a fresh process, output captured as text."""
-    return subprocess.run([sys.executable, "-m", "pathprune", *args], capture_output=True, text=True, **kw)
+    """``pathprune ARGS`` through the installed console script, in a fresh process, output captured as text."""
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, **kw)
 
 
 def sorted_json_lines(path: Path) -> list[str]:

@@ -24,6 +24,8 @@ from pathprune.serving.responses import pieces
 from pathprune.serving.runner import GenerateSpec, GenerateWork
 from pathprune.signals import Signal, register_signal
 
+from conftest import console_script
+
 @register_signal("needs_label")
 class _NeedsLabel(Signal):
     """A signal that grades paths against the reference answer, which a server never has."""
@@ -375,8 +377,9 @@ def test_metrics_are_prometheus_text(server):
 # -- the command line ------------------------------------------------------------------------------------
 
 def test_serve_command_starts_a_server():
-    proc = subprocess.Popen([sys.executable, "-m", "pathprune", "serve", "--port", "0", "--log-level", "info"],
-                            stderr=subprocess.PIPE, text=True)
+    """The console script starts a real server that answers a chat completion with pruned paths."""
+    proc = subprocess.Popen([console_script(), "serve", "--port", "0", "--log-level", "info", "--n", "4",
+                             "--schedule", "8:2"], stderr=subprocess.PIPE, text=True)
     try:
         port = None
         for line in proc.stderr:  # uvicorn announces the port it bound
@@ -386,6 +389,13 @@ def test_serve_command_starts_a_server():
                 break
         assert port, "the server never announced its port"
         assert httpx2.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["status"] == "ok"
+        r = httpx2.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=120,
+                        json={"model": "testbed", "max_tokens": 40,
+                              "messages": [{"role": "user", "content": PROMPT}]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["choices"][0]["message"]["content"] and body["usage"]["completion_tokens"] > 0
+        assert body["pathprune"]["schedule"] == "8:2" and body["pathprune"]["results"][0]["paths_kept"] >= 2
     finally:
         proc.terminate()
         proc.wait(timeout=20)
