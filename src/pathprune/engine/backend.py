@@ -29,10 +29,11 @@ class Backend(Protocol):
 
     def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> LiveBatch: ...
 
-    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int) -> None:
-        """Decode every live path to ``length`` tokens and pause there (a checkpoint)."""
+    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int | None) -> None:
+        """Decode every live path to ``length`` tokens and pause there (a checkpoint). ``top_logprobs``: the
+        log-probabilities to record per token (None: none needed, 0: the sampled token's, k: also the top k)."""
 
-    def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int) -> None:
+    def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int | None) -> None:
         """Decode every live path to its end (EOS or ``max_new_tokens``)."""
 
     def select(self, batch: LiveBatch, rows: list[int]) -> None: ...
@@ -80,14 +81,15 @@ class TransformersBackend:
     def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> LiveBatch:
         return LiveBatch.launch(self.model, prompts, n, self.pad_id, seed, problem_keys=keys)
 
-    def _decode(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int,
+    def _decode(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int | None,
                 feed_last: bool) -> None:
-        batch.decode_until(length, params, self.eos, self.banned, top_logprobs=top_logprobs, feed_last=feed_last)
+        # the model's log-probabilities come with its logits here: the sampled token's are always kept
+        batch.decode_until(length, params, self.eos, self.banned, top_logprobs=top_logprobs or 0, feed_last=feed_last)
 
-    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int) -> None:
+    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int | None) -> None:
         self._decode(batch, length, params, top_logprobs, feed_last=True)
 
-    def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int) -> None:
+    def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int | None) -> None:
         self._decode(batch, params.max_new_tokens, params, top_logprobs, feed_last=False)
 
     def select(self, batch: LiveBatch, rows: list[int]) -> None:

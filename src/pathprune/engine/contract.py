@@ -53,7 +53,9 @@ class Signal(ABC):
     source: ClassVar[Literal["internal", "external", "none"]]
     learnable: ClassVar[bool]
     needs: ClassVar[frozenset[str]] = frozenset()
-    """Subset of {"text", "logprobs", "cache", "label"}."""
+    """Subset of {"text", "logprobs", "top_logprobs", "cache", "label"}: "logprobs" the sampled tokens'
+    log-probabilities, "top_logprobs" also the top-k per token (and entropies); a backend records only what
+    the run's signal reads."""
 
     @property
     def taxonomy(self) -> str:

@@ -58,8 +58,13 @@ def check_context(backend: Backend, prompts: list[list[int]], max_new_tokens: in
 def launch_check_resume(backend: Backend, prompts: list[list[int]], keys: list[int], params: SamplingParams,
                         seed: int, checkpoints: Sequence[int] = (),
                         on_check: Callable[[LiveBatch, int], None] | None = None,
-                        top_logprobs: int = 5) -> Trace:
-    """Run the loop over one batch of prompts; ``on_check(batch, stage)`` sees each paused batch."""
+                        top_logprobs: int | None = 5, finish_logprobs: bool = True) -> Trace:
+    """Run the loop over one batch of prompts; ``on_check(batch, stage)`` sees each paused batch.
+
+    ``top_logprobs``: what the paths record per token up to the last checkpoint (None: no log-probabilities,
+    0: the sampled token's, k: also the top k); ``finish_logprobs=False``: nothing after the last checkpoint
+    (no check reads it; the vLLM backend then computes none).
+    """
     t0 = time.perf_counter()
     batch = backend.launch(prompts, params.n, seed, keys)
     trace = Trace(list(batch.records))
@@ -71,7 +76,7 @@ def launch_check_resume(backend: Backend, prompts: list[list[int]], keys: list[i
             on_check(batch, stage)
         t0 = time.perf_counter()
         trace.check_seconds.append(t0 - t1)
-    backend.resume(batch, params, top_logprobs)
+    backend.resume(batch, params, top_logprobs if finish_logprobs else None)
     trace.prefix_cache = dict(getattr(batch, "hits", {}))
     backend.free(batch)
     trace.decode_seconds.append(time.perf_counter() - t0)
@@ -93,6 +98,6 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams,
         raise PathpruneError("every prompt must have at least one token")
     check_context(backend, prompts, params.max_new_tokens, [f"prompt {i}" for i in range(len(prompts))])
     keys = problem_keys if problem_keys is not None else list(range(len(prompts)))
-    trace = launch_check_resume(backend, prompts, keys, params, resolve_seed(params.seed), top_logprobs=0)
+    trace = launch_check_resume(backend, prompts, keys, params, resolve_seed(params.seed), top_logprobs=None)
     n = params.n
     return [[r.tokens for r in trace.records[i * n:(i + 1) * n]] for i in range(len(prompts))]

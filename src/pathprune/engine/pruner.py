@@ -104,6 +104,14 @@ def keep_rows(records: list[PathRecord], scores: torch.Tensor, stage: Stage) -> 
     return sorted(kept)
 
 
+def logprobs_read(signal: Signal, top_logprobs: int) -> int | None:
+    """What a run records per token for ``signal``'s checks: None (no log-probabilities), 0 (the sampled
+    token's) or ``top_logprobs`` (also the top k), by what the signal reads (:attr:`Signal.needs`)."""
+    if "top_logprobs" in signal.needs:
+        return top_logprobs
+    return 0 if "logprobs" in signal.needs else None
+
+
 def _is_single(prompts) -> bool:
     """One prompt rather than a list of them: text, one chat (dicts) or one list of token ids."""
     if isinstance(prompts, str):
@@ -123,7 +131,8 @@ class Pruner:
         answer_kind: how answers are extracted (``"math"``, ``"choice"``, ``"testbed"``, ``"text"``);
             default ``"testbed"`` for the testbed model, else ``"math"``.
         problems_per_batch: prompts sampled together (N rows each).
-        top_logprobs: top-k log-probabilities kept per token for confidence signals.
+        top_logprobs: top-k log-probabilities kept per token for confidence signals (a run records only what
+            its signal reads, :attr:`Signal.needs`: nothing for random or stop, the sampled token's for mean_logprob).
         backend: ``"transformers"`` (pathprune's own decode loop, the default) or ``"vllm"`` (a vLLM engine
             built from the model's directory; the signal's model plugin, e.g. STOP's, loaded into it).
         engine_args: extra arguments for ``vllm.LLM`` (backend ``"vllm"`` only).
@@ -259,7 +268,9 @@ class Pruner:
 
         trace = launch_check_resume(self.backend, [list(r.prompt_ids) for r in requests],
                                     [request_key(r.id) for r in requests], params, seed,
-                                    [s.prefix_tokens for s in schedule.stages], on_check, self.top_logprobs)
+                                    [s.prefix_tokens for s in schedule.stages], on_check,
+                                    logprobs_read(signal, self.top_logprobs) if schedule.stages else None,
+                                    finish_logprobs=False)
         decode = trace.decode_seconds
         times = StageTimes(launch=decode[0], check=sum(trace.check_seconds), resume=sum(decode[1:]))
         times = times.scaled(1 / len(requests))

@@ -68,14 +68,16 @@ def path_keys(seed: int, problem_keys: list[int], n: int) -> torch.Tensor:
     return mix64(problems.repeat_interleave(n) ^ torch.arange(n).repeat(len(problem_keys)))
 
 
-def path_uniforms(keys: torch.Tensor, step: int) -> torch.Tensor:
+def path_uniforms(keys: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
     """Uniform [0, 1) draws, one per path for this decoding step (float64).
 
-    Every path's randomness depends only on (seed, problem, path index, step),
-    never on which other paths share its batch: pruning, batch sizes and
-    problems-per-batch leave the surviving paths' samples unchanged.
+    ``step`` is one step for every path, or one per path (a tensor like ``keys``: paths of one vLLM batch sit
+    at different steps). Every path's randomness depends only on (seed, problem, path index, step), never on
+    which other paths share its batch: pruning, batch sizes and problems-per-batch leave the surviving paths'
+    samples unchanged.
     """
-    return _lsr(mix64(keys ^ mix64(torch.full_like(keys, step))), 11).double() * 2.0**-53
+    steps = step.to(keys.dtype) if isinstance(step, torch.Tensor) else torch.full_like(keys, step)
+    return _lsr(mix64(keys ^ mix64(steps)), 11).double() * 2.0**-53
 
 
 def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.Tensor) -> torch.Tensor:
@@ -95,9 +97,13 @@ def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.
     cdf = probs.cumsum(-1)
     u = (uniforms.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
     idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)
-    # guard against float round-off at the top end: fall back to the last token with mass
-    last = (probs > 0).long().cumsum(-1).argmax(-1)
-    return torch.minimum(idx, last)
+    # float round-off at the top end (u · total rounding up to the total) finds no token (idx = V): take the last
+    # token with mass. Any idx < V has mass (cdf[idx] > cdf[idx - 1]), so only those rows need the search.
+    over = idx >= cdf.shape[-1]
+    if over.any():
+        last = (probs[over] > 0).long().cumsum(-1).argmax(-1)
+        idx[over] = last
+    return idx
 
 
 def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

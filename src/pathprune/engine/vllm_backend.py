@@ -209,8 +209,10 @@ class VllmBackend:
         records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]
         return VllmBatch(self, [list(p) for p in prompts], records, path_keys(seed, keys, n))
 
-    def _generate(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int, phase: str) -> None:
-        """Run every live path that has fewer than ``length`` tokens up to ``length`` (or EOS)."""
+    def _generate(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None,
+                  phase: str) -> None:
+        """Run every live path that has fewer than ``length`` tokens up to ``length`` (or EOS); vLLM computes
+        log-probabilities only when ``top_logprobs`` is not None (its cost is a full-vocabulary pass per token)."""
         from vllm import SamplingParams as VSP
         from vllm.inputs import TokensPrompt
 
@@ -244,10 +246,10 @@ class VllmBackend:
         if done:  # finished paths leave the batch, as on the transformers backend
             batch.select(sorted(set(range(len(batch))) - set(done)))
 
-    def extend(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int) -> None:
+    def extend(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None) -> None:
         self._generate(batch, length, params, top_logprobs, "launch")
 
-    def resume(self, batch: VllmBatch, params: SamplingParams, top_logprobs: int) -> None:
+    def resume(self, batch: VllmBatch, params: SamplingParams, top_logprobs: int | None) -> None:
         self._generate(batch, params.max_new_tokens, params, top_logprobs, "resume")
 
     def select(self, batch: VllmBatch, rows: list[int]) -> None:

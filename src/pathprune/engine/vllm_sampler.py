@@ -47,19 +47,18 @@ class PathSampler(LogitsProcessor):
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         if not self.rows:
             return logits
-        groups: dict[tuple, list[int]] = {}
-        for row, (_, _, temperature, top_p, top_k, banned, _) in self.rows.items():
-            groups.setdefault((temperature, top_p, top_k, tuple(banned)), []).append(row)
-        for (temperature, top_p, top_k, banned), rows in groups.items():
-            keys = torch.tensor([self.rows[r][0] for r in rows], dtype=torch.long)
-            steps = [self.rows[r][1] + len(self.rows[r][6]) for r in rows]
+        # rows grouped by sampling settings; each group's uniforms, softmax and search run as one batch
+        groups: dict[tuple, list[tuple[int, int, int]]] = {}
+        for row, (key, before, temperature, top_p, top_k, banned, output) in self.rows.items():
+            groups.setdefault((temperature, top_p, top_k, tuple(banned)), []).append((row, key, before + len(output)))
+        for (temperature, top_p, top_k, banned), members in groups.items():
+            rows, keys, steps = (torch.tensor(column, dtype=torch.long) for column in zip(*members))
             sub = logits[rows].float()
             if banned:
                 sub[:, list(banned)] = float("-inf")
             params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k)
-            uniforms = torch.stack([path_uniforms(keys[i:i + 1], s)[0] for i, s in enumerate(steps)])
-            chosen = choose_tokens(sub, params, uniforms).to(logits.device)
-            one_hot = torch.full_like(logits[rows], float("-inf"))
-            one_hot[torch.arange(len(rows), device=logits.device), chosen] = 0.0
-            logits[rows] = one_hot
+            chosen = choose_tokens(sub, params, path_uniforms(keys, steps)).to(logits.device)
+            rows = rows.to(logits.device)
+            logits.index_fill_(0, rows, float("-inf"))  # a one-hot row that vLLM's greedy sampler takes as is
+            logits[rows, chosen] = 0.0
         return logits

@@ -31,7 +31,7 @@ from ..errors import PathpruneError
 
 class _Confidence(Signal):
     source, learnable = "internal", False
-    needs = frozenset({"logprobs"})
+    needs = frozenset({"logprobs", "top_logprobs"})
     default_window = 16
 
     def __init__(self, arg: str | None = None) -> None:
@@ -98,7 +98,7 @@ class NegativeEntropy(Signal):
     """Minus the mean next-token entropy over the prefix (low entropy = confident)."""
 
     name, source, learnable = "neg_entropy", "internal", False
-    needs = frozenset({"logprobs"})
+    needs = frozenset({"logprobs", "top_logprobs"})
 
     def __init__(self, arg: str | None = None) -> None:
         if arg:
