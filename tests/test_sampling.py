@@ -59,6 +59,52 @@ def test_top_k_and_top_p_restrict_choices():
     assert set(choose_tokens(logits, SamplingParams(temperature=0), u).tolist()) == {0}
 
 
+def _reference_choice(logits, params, uniforms):
+    """The sampling definition as first written (every path ever sampled follows it): float64 softmax, CDF,
+    search, the last token with mass as the round-off guard."""
+    if params.temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / params.temperature
+    if params.top_k:
+        kth = logits.topk(min(params.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.double().softmax(-1)
+    if params.top_p < 1:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p >= params.top_p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+    cdf = probs.cumsum(-1)
+    idx = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
+    return torch.minimum(idx, (probs > 0).long().cumsum(-1).argmax(-1))
+
+
+def test_choose_tokens_keeps_the_sampling_definition_bit_for_bit():
+    """The faster choice (reused buffers, the guard only where needed, per-row steps) picks exactly the tokens
+    of the original definition, the round-off guard included (u · total = total, as round-off can make it; banned
+    tail tokens, so the last token with mass is not the last id)."""
+    from pathprune.engine.sampling import Workspace
+
+    gen = torch.Generator().manual_seed(0)
+    keys = path_keys(3, [5, 9], 16)
+    workspace = Workspace()
+    settings = [SamplingParams(), SamplingParams(temperature=0.7), SamplingParams(top_p=0.9),
+                SamplingParams(top_k=20, temperature=0.6), SamplingParams(temperature=0)]
+    for params in settings:
+        for step in range(30):
+            logits = torch.randn(32, 500, generator=gen) * 4
+            logits[:, -7:] = float("-inf")  # banned ids at the end: the last token with mass is not the last id
+            steps = torch.arange(32) + step
+            u = path_uniforms(keys, steps)
+            assert torch.equal(u, torch.stack([path_uniforms(keys[i:i + 1], int(s))[0] for i, s in enumerate(steps)]))
+            if step == 0:
+                u[::2] = 1.0  # the search finds no token: the guard's case
+            expected = _reference_choice(logits, params, u)
+            for ws in (None, workspace):
+                assert torch.equal(choose_tokens(logits, params, u, ws), expected), (params, step)
+            if step == 0 and params.temperature and params.top_p == 1 and not params.top_k:
+                assert (expected[::2] == 492).all()  # the last id with mass
+
+
 def test_mix64_matches_splitmix64_reference():
     mask = (1 << 64) - 1
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .features import entropy as token_entropy
-from .sampling import SamplingParams, choose_tokens, left_pad, path_keys, path_uniforms
+from .sampling import SamplingParams, Workspace, choose_tokens, left_pad, path_keys, path_uniforms
 
 
 @dataclass
@@ -77,6 +77,7 @@ class LiveBatch:
         self.logits = logits        # (R, V) next-token logits
         self.check_tokens = 0       # tokens appended by probes (charged to the signal)
         self._cache_kw = cache_keyword(model)
+        self._workspace = Workspace()  # the sampler's float64 buffers, reused every step
 
     def __len__(self) -> int:
         return len(self.records)
@@ -132,7 +133,8 @@ class LiveBatch:
             if len(banned):
                 self.logits[:, banned] = float("-inf")
             logp = torch.log_softmax(self.logits, dim=-1)
-            tokens = choose_tokens(self.logits, params, path_uniforms(self.keys, len(self.records[0].tokens)))
+            tokens = choose_tokens(self.logits, params, path_uniforms(self.keys, len(self.records[0].tokens)),
+                                   self._workspace)
             chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
             top = logp.topk(top_logprobs, dim=-1).values.tolist() if top_logprobs else None
             entropy = None

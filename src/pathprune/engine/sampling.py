@@ -80,21 +80,43 @@ def path_uniforms(keys: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
     return _lsr(mix64(keys ^ mix64(steps)), 11).double() * 2.0**-53
 
 
-def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.Tensor) -> torch.Tensor:
+class Workspace:
+    """Reused float64 buffers for :func:`choose_tokens`: a fresh (B, V) float64 tensor every decode step costs
+    more than the softmax itself (new pages each time); the same kernels writing into kept buffers give the
+    same bits about 4× faster. One per decode loop (not shared between threads)."""
+
+    def __init__(self) -> None:
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def get(self, rows: int, vocab: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self._buffers
+        if b is None or b[0].shape[0] < rows or b[0].shape[1] != vocab or b[0].device != device:
+            b = self._buffers = tuple(torch.empty(rows, vocab, dtype=torch.float64, device=device) for _ in range(2))
+        return b[0][:rows], b[1][:rows]
+
+
+def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.Tensor,
+                  workspace: Workspace | None = None) -> torch.Tensor:
     """Pick one token per row of ``logits`` (B, V) under temperature / top-k / top-p,
-    by inverse-CDF sampling with the given per-row uniforms (B,)."""
+    by inverse-CDF sampling with the given per-row uniforms (B,); ``workspace`` only makes it faster."""
     if params.temperature == 0:
         return logits.argmax(-1)
     logits = logits / params.temperature
     if params.top_k:
         kth = logits.topk(min(params.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = logits.double().softmax(-1)
+    if workspace is None:
+        probs = logits.double().softmax(-1)
+        cdf = None
+    else:
+        probs, cdf = workspace.get(*logits.shape, logits.device)
+        probs.copy_(logits)
+        torch.softmax(probs, -1, out=probs)
     if params.top_p < 1:
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p >= params.top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
-    cdf = probs.cumsum(-1)
+    cdf = probs.cumsum(-1) if cdf is None else torch.cumsum(probs, -1, out=cdf)
     u = (uniforms.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
     idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)
     # float round-off at the top end (u · total rounding up to the total) finds no token (idx = V): take the last

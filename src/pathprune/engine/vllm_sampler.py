@@ -21,7 +21,7 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from .sampling import SamplingParams, choose_tokens, path_uniforms
+from .sampling import SamplingParams, Workspace, choose_tokens, path_uniforms
 
 KEY = "pathprune"
 """``SamplingParams.extra_args[KEY] = (path key, tokens before this request, temperature, top_p, top_k, banned)``."""
@@ -32,6 +32,7 @@ class PathSampler(LogitsProcessor):
 
     def __init__(self, vllm_config, device: torch.device, is_pin_memory: bool) -> None:
         self.rows: dict[int, tuple] = {}
+        self.workspace = Workspace()  # the sampler's float64 buffers, reused every step
 
     def is_argmax_invariant(self) -> bool:
         return False
@@ -57,7 +58,7 @@ class PathSampler(LogitsProcessor):
             if banned:
                 sub[:, list(banned)] = float("-inf")
             params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k)
-            chosen = choose_tokens(sub, params, path_uniforms(keys, steps)).to(logits.device)
+            chosen = choose_tokens(sub, params, path_uniforms(keys, steps), self.workspace).to(logits.device)
             rows = rows.to(logits.device)
             logits.index_fill_(0, rows, float("-inf"))  # a one-hot row that vLLM's greedy sampler takes as is
             logits[rows, chosen] = 0.0
