@@ -101,17 +101,17 @@ def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.
     by inverse-CDF sampling with the given per-row uniforms (B,); ``workspace`` only makes it faster."""
     if params.temperature == 0:
         return logits.argmax(-1)
-    logits = logits / params.temperature
+    probs, cdf = workspace.get(*logits.shape, logits.device) if workspace is not None else (None, None)
     if params.top_k:
+        logits = logits / params.temperature
         kth = logits.topk(min(params.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if workspace is None:
-        probs = logits.double().softmax(-1)
-        cdf = None
-    else:
-        probs, cdf = workspace.get(*logits.shape, logits.device)
-        probs.copy_(logits)
-        torch.softmax(probs, -1, out=probs)
+        probs = logits.double() if probs is None else probs.copy_(logits)
+    elif probs is None:
+        probs = (logits / params.temperature).double()
+    else:  # the float32 quotient, written as float64 into the buffer (the same bits as the line above)
+        torch.div(logits, params.temperature, out=probs)
+    probs = probs.softmax(-1) if cdf is None else torch.softmax(probs, -1, out=probs)
     if params.top_p < 1:
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p >= params.top_p  # keep the smallest set reaching top_p

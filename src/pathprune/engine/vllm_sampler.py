@@ -54,7 +54,9 @@ class PathSampler(LogitsProcessor):
             groups.setdefault((temperature, top_p, top_k, tuple(banned)), []).append((row, key, before + len(output)))
         for (temperature, top_p, top_k, banned), members in groups.items():
             rows, keys, steps = (torch.tensor(column, dtype=torch.long) for column in zip(*members))
-            sub = logits[rows].float()
+            # every row ours, in order (the usual case): work on the logits themselves, no (B, V) gather
+            whole = len(members) == logits.shape[0] and bool((rows == torch.arange(len(members))).all())
+            sub = logits.float() if whole else logits[rows].float()
             if banned:
                 sub[:, list(banned)] = float("-inf")
             params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k)
