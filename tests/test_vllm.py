@@ -9,7 +9,11 @@ import pytest
 
 vllm = pytest.importorskip("vllm")
 
+import torch  # noqa: E402
+
 from pathprune import Pruner, SamplingParams  # noqa: E402
+from pathprune.engine.contract import Signal  # noqa: E402
+from pathprune.engine.features import mean_logprob  # noqa: E402
 from pathprune.errors import PathpruneError  # noqa: E402
 from pathprune.evaluation.problems import requests_for  # noqa: E402
 from pathprune.testbed.problems import generate  # noqa: E402
@@ -290,3 +294,66 @@ def test_the_plugin_and_sampler_load_in_a_separate_engine_process(stop_vllm, tmp
     assert got["tokens"] == [p.token_ids for p in ref.paths]
     for scores, p in zip(got["scores"], ref.paths):
         assert scores == pytest.approx(p.scores, abs=1e-4)
+
+
+class Recording(Signal):
+    """Mean log-prob scores; records, at each check, the requests it sees and how many other requests the
+    engine is still decoding."""
+
+    name, source, learnable = "recording", "internal", False
+    needs = frozenset({"logprobs"})
+
+    def __init__(self, backend):
+        self.backend, self.seen = backend, []
+
+    def score(self, view):
+        self.seen.append(({r.problem_index for r in view.records}, len(self.backend.loop.in_flight)))
+        return torch.tensor([mean_logprob(r.logprobs) for r in view.records])
+
+
+def test_per_request_checks_equal_the_barrier_and_overlap_decoding(plain_vllm, requests):
+    """Each request is checked when its own paths reach L while other requests still decode (two in flight,
+    six requests), and every path, score, kept set and token count equals the barrier loop's."""
+    params = SamplingParams(n=8, max_new_tokens=96, seed=5)
+    signal = Recording(plain_vllm.backend)
+    assert plain_vllm.per_request_checks
+    streamed = plain_vllm.run(requests, params, signal=signal, problems_per_batch=2)
+    seen = list(signal.seen)
+    assert all(len(problems) == 1 for problems, _ in seen)  # one request per check, never a batch
+    assert len(seen) == len(requests) and any(others > 0 for _, others in seen)  # others decoded meanwhile
+    plain_vllm.per_request_checks = False
+    try:
+        barrier = plain_vllm.run(requests, params, signal=signal, problems_per_batch=2)
+    finally:
+        plain_vllm.per_request_checks = True
+    assert same_paths(streamed, barrier) == 8 * len(requests)
+    for a, b in zip(streamed, barrier, strict=True):
+        assert a.usage == b.usage and a.answer == b.answer
+        assert [(p.kept, p.pruned_at, p.finished, p.scores) for p in a.paths] == \
+               [(p.kept, p.pruned_at, p.finished, p.scores) for p in b.paths]
+        # pruned paths are never resubmitted: the resume phase prefilled the kept, unfinished paths alone
+        resumed = [p for p in a.paths if p.kept and len(p.token_ids) > 24]
+        assert a.prefix_cache.get("resume", {}).get("tokens", 0) == sum(len(a.prompt_token_ids) + 24 for p in resumed)
+    assert not plain_vllm.backend.loop.in_flight and not plain_vllm.backend.llm.llm_engine.has_unfinished_requests()
+
+
+def test_a_failing_check_leaves_the_engine_clean(plain_vllm, requests):
+    """A signal that fails mid-stream: the error reaches the caller, no request of the run stays in the engine,
+    and the next run is unaffected."""
+    class Failing(Signal):
+        name, source, learnable = "failing", "none", False
+        calls = 0
+
+        def score(self, view):
+            Failing.calls += 1
+            if Failing.calls == 2:
+                raise PathpruneError("scorer failed")
+            return torch.zeros(len(view.records))
+
+    params = SamplingParams(n=4, max_new_tokens=60, seed=2)
+    before = plain_vllm.run(requests[:3], params, problems_per_batch=2)
+    with pytest.raises(PathpruneError, match="scorer failed"):
+        plain_vllm.run(requests, params, signal=Failing(), problems_per_batch=2)
+    assert not plain_vllm.backend.loop.in_flight and not plain_vllm.backend.llm.llm_engine.has_unfinished_requests()
+    after = plain_vllm.run(requests[:3], params, problems_per_batch=2)
+    assert same_paths(before, after) == 4 * 3 and [o.usage for o in before] == [o.usage for o in after]

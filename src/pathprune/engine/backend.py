@@ -24,6 +24,9 @@ class Backend(Protocol):
     tokenizer: object
     context: int | None
     """Prompt + generated tokens the model accepts (None: unbounded)."""
+    per_request_checks: bool
+    """True: the backend also streams (``submit``, ``collect``, an engine ``loop``), so each request can be
+    checked when its own paths reach a checkpoint (:mod:`pathprune.engine.per_request`)."""
 
     def encode(self, prompt: Prompt) -> list[int]: ...
 
@@ -64,6 +67,8 @@ class TransformersBackend:
     """Generation with a transformers causal LM and its tokenizer (the default backend)."""
 
     name = "transformers"
+    per_request_checks = False
+    """One live batch, one cache: every request of a batch pauses at each checkpoint together."""
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer

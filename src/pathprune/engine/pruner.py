@@ -29,6 +29,7 @@ from .backend import Backend, TransformersBackend
 from .batch import LiveBatch, PathRecord, rows_by_problem
 from .contract import CheckView, Signal
 from .loop import check_context, launch_check_resume, request_key, resolve_seed
+from .per_request import per_request_check_resume
 from .registry import get_signal
 from .request import Prompt, Request, prompt_id, prompt_kind, question_of
 from .sampling import SamplingParams
@@ -136,11 +137,16 @@ class Pruner:
         backend: ``"transformers"`` (pathprune's own decode loop, the default) or ``"vllm"`` (a vLLM engine
             built from the model's directory; the signal's model plugin, e.g. STOP's, loaded into it).
         engine_args: extra arguments for ``vllm.LLM`` (backend ``"vllm"`` only).
+        per_request_checks: on a backend that streams (vLLM), check each request when its own paths reach a
+            checkpoint while the others keep decoding, up to ``problems_per_batch`` requests in flight, a
+            finished one's slots going to the next at once (no global barrier; the same paths and kept sets).
+            False: every request of a batch waits for the others at each checkpoint, as on transformers.
     """
 
     def __init__(self, model="testbed", signal: Signal | str = "random", schedule: Schedule | str | None = None,
                  *, tokenizer=None, answer_kind: str | None = None, problems_per_batch: int = 4,
-                 top_logprobs: int = 5, backend: str = "transformers", engine_args: dict | None = None):
+                 top_logprobs: int = 5, backend: str = "transformers", engine_args: dict | None = None,
+                 per_request_checks: bool = True):
         if backend not in BACKENDS:
             raise PathpruneError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}",
                                  parameter="backend", value=backend)
@@ -175,6 +181,7 @@ class Pruner:
         self.schedule = Schedule.of(schedule)
         self.answer_kind = answer_kind or "math"
         self.problems_per_batch, self.top_logprobs = problems_per_batch, top_logprobs
+        self.per_request_checks = per_request_checks and self.backend.per_request_checks
 
     # -- the user surface ----------------------------------------------------------------------
     def generate(self, prompts: Prompt | Sequence[Prompt], params: SamplingParams | None = None, *,
@@ -220,6 +227,9 @@ class Pruner:
         names = [f"prompt {i}" if len(requests) > 1 else "prompt" for i in range(len(requests))]
         check_context(self.backend, [list(r.prompt_ids) for r in requests], params.max_new_tokens, names)
         per_batch = problems_per_batch or self.problems_per_batch
+        if self.per_request_checks:  # one stream, at most per_batch requests in flight
+            done = None if progress is None else (lambda i: progress(1))
+            return self._run_batch(requests, params, signal, schedule, abort, max_active=per_batch, on_done=done)
         out: list[RequestOutput] = []
         for start in range(0, len(requests), per_batch):
             chunk = requests[start:start + per_batch]
@@ -241,7 +251,8 @@ class Pruner:
 
     @torch.no_grad()
     def _run_batch(self, requests: list[Request], params: SamplingParams, signal: Signal, schedule: Schedule,
-                   abort: Callable[[int], bool] | None) -> list[RequestOutput]:
+                   abort: Callable[[int], bool] | None, max_active: int | None = None,
+                   on_done: Callable[[int], None] | None = None) -> list[RequestOutput]:
         seed = resolve_seed(params.seed)
         check_tokens, reencoded, memory = Counter(), Counter(), {}
 
@@ -266,11 +277,14 @@ class Pruner:
                 if len(live) < len(batch):
                     self.backend.select(batch, live)  # frees aborted requests' cache rows now, not at the end
 
-        trace = launch_check_resume(self.backend, [list(r.prompt_ids) for r in requests],
-                                    [request_key(r.id) for r in requests], params, seed,
-                                    [s.prefix_tokens for s in schedule.stages], on_check,
-                                    logprobs_read(signal, self.top_logprobs) if schedule.stages else None,
-                                    finish_logprobs=False)
+        run = dict(prompts=[list(r.prompt_ids) for r in requests], keys=[request_key(r.id) for r in requests],
+                   params=params, seed=seed, checkpoints=[s.prefix_tokens for s in schedule.stages], on_check=on_check,
+                   top_logprobs=logprobs_read(signal, self.top_logprobs) if schedule.stages else None,
+                   finish_logprobs=False)
+        if max_active is None:
+            trace = launch_check_resume(self.backend, **run)
+        else:
+            trace = per_request_check_resume(self.backend, **run, max_active=max_active, on_done=on_done)
         decode = trace.decode_seconds
         times = StageTimes(launch=decode[0], check=sum(trace.check_seconds), resume=sum(decode[1:]))
         times = times.scaled(1 / len(requests))

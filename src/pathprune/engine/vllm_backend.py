@@ -76,6 +76,12 @@ class VllmBatch:
     def hit(self, row: int, phase: str, tokens: int, cached: int | None) -> None:
         self.hits.setdefault((self.records[row].problem_index, phase), CacheHits()).add(tokens, cached)
 
+    def part(self, rows) -> VllmBatch:
+        """A batch of these rows alone (the same prompts and backend): one request's paths."""
+        rows = [int(r) for r in rows]
+        return VllmBatch(self.backend, self.prompts, [self.records[r] for r in rows],
+                         self.keys[torch.as_tensor(rows, dtype=torch.long)])
+
     def select(self, rows) -> None:
         rows = [int(r) for r in rows]
         self.records = [self.records[r] for r in rows]
@@ -96,11 +102,10 @@ class VllmBatch:
         """(R, len(token_ids)) log-probabilities of ``token_ids`` after prompt + prefix + ``suffix``, one
         one-token request per live path (the prefix from the prefix cache); charged as check tokens."""
         from vllm import SamplingParams as VSP
-        from vllm.inputs import TokensPrompt
 
-        params = VSP(max_tokens=1, temperature=0.0, logprob_token_ids=list(token_ids), detokenize=False)
-        outs = self.backend.llm.generate([TokensPrompt(prompt_token_ids=self.ids(r) + suffix)
-                                          for r in range(len(self))], params, use_tqdm=False)
+        outs = self.backend.loop.run([self.ids(r) + suffix for r in range(len(self))],
+                                     [VSP(max_tokens=1, temperature=0.0, logprob_token_ids=list(token_ids),
+                                          detokenize=False) for _ in range(len(self))])
         values = []
         for row, out in enumerate(outs):
             self.hit(row, "check", len(out.prompt_token_ids), out.num_cached_tokens)
@@ -152,6 +157,8 @@ class VllmBackend:
     """
 
     name = "vllm"
+    per_request_checks = True
+    """Streams (``submit``/``collect`` on an :class:`EngineLoop`): each request can be checked on its own."""
 
     def __init__(self, path: Path, tokenizer, eos: set[int], banned: list[int], *, hf_overrides: dict | None = None,
                  dtype: str = "float32", **engine_args):
@@ -164,6 +171,7 @@ class VllmBackend:
                                  parameter="backend", value="vllm") from None
         import json
 
+        from .vllm_loop import EngineLoop
         from .vllm_sampler import PathSampler
 
         self.path, self.tokenizer, self.eos, self.banned = Path(path), tokenizer, sorted(eos), list(banned)
@@ -188,6 +196,7 @@ class VllmBackend:
         self.block_size = args.get("block_size") or 16
         try:
             self.llm = LLM(**args)
+            self.loop = EngineLoop(self.llm)
         except (ValueError, RuntimeError, OSError) as err:  # vLLM's own start-up checks: one line, not a traceback
             lines = [line for line in str(err).splitlines() if line.strip()]
             raise PathpruneError(f"vLLM could not start on {path}: {lines[-1] if lines else type(err).__name__}",
@@ -209,26 +218,28 @@ class VllmBackend:
         records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]
         return VllmBatch(self, [list(p) for p in prompts], records, path_keys(seed, keys, n))
 
-    def _generate(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None,
-                  phase: str) -> None:
-        """Run every live path that has fewer than ``length`` tokens up to ``length`` (or EOS); vLLM computes
-        log-probabilities only when ``top_logprobs`` is not None (its cost is a full-vocabulary pass per token)."""
+    def submit(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None
+               ) -> tuple[list[int], list[str]]:
+        """Submit every live path that has fewer than ``length`` tokens, to run up to ``length`` (or EOS):
+        ``(rows, request ids)``. vLLM computes log-probabilities only when ``top_logprobs`` is not None (a
+        full-vocabulary pass per token)."""
         from vllm import SamplingParams as VSP
-        from vllm.inputs import TokensPrompt
 
         from .vllm_sampler import KEY
 
         rows = [r for r, rec in enumerate(batch.records) if len(rec.tokens) < length]
-        if not rows:
-            return
-        prompts, sps = [], []
+        ids = []
         for r in rows:
             rec = batch.records[r]
             spec = (int(batch.keys[r]), len(rec.tokens), params.temperature, params.top_p, params.top_k, self.banned)
-            prompts.append(TokensPrompt(prompt_token_ids=batch.ids(r)))
-            sps.append(VSP(max_tokens=length - len(rec.tokens), temperature=0.0, stop_token_ids=self.eos,
-                           logprobs=top_logprobs, detokenize=False, extra_args={KEY: spec}))
-        outs = batch.backend.llm.generate(prompts, sps, use_tqdm=False)
+            ids.append(self.loop.submit(batch.ids(r), VSP(
+                max_tokens=length - len(rec.tokens), temperature=0.0, stop_token_ids=self.eos, logprobs=top_logprobs,
+                detokenize=False, extra_args={KEY: spec})))
+        return rows, ids
+
+    def collect(self, batch: VllmBatch, rows: list[int], outs: list, top_logprobs: int | None, phase: str) -> None:
+        """Append the finished requests' tokens (and log-probabilities) to their paths; finished paths leave the
+        batch, as on the transformers backend."""
         done = []
         for r, out in zip(rows, outs):
             rec, comp = batch.records[r], out.outputs[0]
@@ -243,8 +254,14 @@ class VllmBackend:
             if comp.finish_reason == "stop":
                 rec.finished = True
                 done.append(r)
-        if done:  # finished paths leave the batch, as on the transformers backend
+        if done:
             batch.select(sorted(set(range(len(batch))) - set(done)))
+
+    def _generate(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None,
+                  phase: str) -> None:
+        """Run every live path that has fewer than ``length`` tokens up to ``length`` (or EOS), then return."""
+        rows, ids = self.submit(batch, length, params, top_logprobs)
+        self.collect(batch, rows, self.loop.wait(ids), top_logprobs, phase)
 
     def extend(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None) -> None:
         self._generate(batch, length, params, top_logprobs, "launch")
