@@ -7,8 +7,12 @@ the same temperature and token limit). Rows, all on the same engine (``smollm2-1
 
 1. one prompt × N paths: plain vLLM vs pathprune's ``sample`` (Launch without checkpoints): tokens per second;
 2. a batch of problems × N paths: plain vLLM, pathprune ``schedule="none"``, pathprune pruned (``--signal`` at
-   ``--schedule``): wall time, generated tokens, tokens/s, and the time target of issue #24 (a pruned run's wall
-   time against ``its tokens / unpruned tokens × plain vLLM's wall time``).
+   ``--schedule``) with every request paused together (the barrier) and with a check per request: wall time,
+   generated tokens, tokens/s, and the time target of issue #24 (a pruned run's wall time against ``its tokens /
+   unpruned tokens × plain vLLM's wall time``);
+3. under load (``--load-problems``, a stream of problems with at most ``--concurrency`` in flight, a finished
+   one's slots refilled at once, as a server sees them): plain vLLM (``n`` paths per request), pathprune
+   ``none`` and pruned: problems per second.
 
 ``--repeats`` takes the best of several runs of each row. ``--profile FILE`` writes a cProfile of one
 ``schedule="none"`` run (read it with ``python -m pstats``). Run it alone: anything else on the 2 cores distorts
@@ -30,6 +34,7 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 from pathprune.engine import Pruner, SamplingParams, sample  # noqa: E402
 from pathprune.engine.request import encode_prompt  # noqa: E402
+from pathprune.evaluation.problems import requests_for  # noqa: E402
 from pathprune.tasks.reasoner import suite  # noqa: E402
 
 
@@ -53,6 +58,26 @@ def plain_vllm(llm, prompts: list[list[int]], n: int, temperature: float, max_to
     return sum(len(c.token_ids) for o in outs for c in o.outputs)
 
 
+def plain_stream(loop, prompts: list[list[int]], n: int, temperature: float, max_tokens: int, eos: list[int],
+                 concurrency: int) -> int:
+    """Plain vLLM under load: one request of ``n`` paths per problem, at most ``concurrency`` in flight, the
+    next one admitted as soon as one finishes; returns generated tokens."""
+    from collections import deque
+
+    from vllm import SamplingParams as VSP
+
+    pending, active, tokens = deque(prompts), [], 0
+    while pending or active:
+        while pending and len(active) < concurrency:
+            active.append(loop.submit(pending.popleft(), VSP(n=n, temperature=temperature, max_tokens=max_tokens,
+                                                             seed=0, stop_token_ids=eos, detokenize=False)))
+        loop.step()
+        for rid in [r for r in active if loop.done([r])]:
+            tokens += sum(len(c.token_ids) for c in loop.collect([rid])[0].outputs)
+            active.remove(rid)
+    return tokens
+
+
 def row(name: str, tokens: int, seconds: float) -> dict:
     return {"run": name, "tokens": tokens, "seconds": round(seconds, 3), "tokens_per_s": round(tokens / seconds, 1)}
 
@@ -68,12 +93,16 @@ def main() -> None:
     ap.add_argument("--signal", default="mean_logprob")
     ap.add_argument("--schedule", default="48:4")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--load-problems", type=int, default=64, help="Problems streamed under load (0: skip).")
+    ap.add_argument("--concurrency", type=int, default=8, help="Problems in flight under load.")
     ap.add_argument("--profile", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
     levels = tuple(int(x) for x in args.levels.split(","))
-    problems = suite("test", n_per_level=-(-args.problems // len(levels)), levels=levels)[:args.problems]
+    count = max(args.problems, args.load_problems)
+    stream = suite("test", n_per_level=-(-count // len(levels)), levels=levels)[:count]
+    problems = stream[:args.problems]
     pruned = Pruner(args.model, args.signal, args.schedule, backend="vllm", problems_per_batch=len(problems),
                     answer_kind="math")
     backend, tok = pruned.backend, pruned.tokenizer
@@ -81,12 +110,13 @@ def main() -> None:
     params = SamplingParams(n=args.n, temperature=args.temperature, max_new_tokens=args.max_tokens, seed=0)
     eos = sorted(backend.eos)
 
-    def requests():
-        return [p.input for p in problems]
-
-    def pathprune_tokens(schedule):  # one engine for every row (a second engine would halve the RAM)
-        return lambda: sum(o.usage.generated for o in pruned.generate(
-            requests(), params, schedule=schedule, request_ids=[p.id for p in problems]))
+    def pathprune_tokens(schedule, chosen=problems, per_batch=len(problems), per_request=True):
+        """One engine for every row (a second engine would halve the RAM)."""
+        def run():
+            pruned.per_request_checks = per_request
+            outs = pruned.run(requests_for(tok, chosen), params, schedule=schedule, problems_per_batch=per_batch)
+            return sum(o.usage.generated for o in outs)
+        return run
 
     # warm-up: both paths through the engine once
     plain_vllm(backend.llm, prompts[:1], 2, args.temperature, 8, eos)
@@ -106,13 +136,32 @@ def main() -> None:
     batch.append(row("plain vLLM, every path finished", tokens, s))
     tokens, s = best_of(pathprune_tokens("none"), args.repeats)
     batch.append(row('pathprune, schedule="none"', tokens, s))
+    tokens, s = best_of(pathprune_tokens(args.schedule, per_request=False), args.repeats)
+    batch.append(row(f"pathprune, {args.signal} {args.schedule}, barrier", tokens, s))
     tokens, s = best_of(pathprune_tokens(args.schedule), args.repeats)
-    batch.append(row(f"pathprune, {args.signal} {args.schedule}", tokens, s))
-    base, unpruned, cut = batch[0], batch[1], batch[2]
+    batch.append(row(f"pathprune, {args.signal} {args.schedule}, per request", tokens, s))
+    base, unpruned = batch[0], batch[1]
     unpruned["ratio_to_plain"] = round(unpruned["tokens_per_s"] / base["tokens_per_s"], 3)
-    target = cut["tokens"] / unpruned["tokens"] * base["seconds"]
-    cut["time_target_s"] = round(1.1 * target, 3)
-    cut["wall_vs_token_share"] = round(cut["seconds"] / target, 3)  # target: <= 1.1
+    for cut in batch[2:]:
+        target = cut["tokens"] / unpruned["tokens"] * base["seconds"]
+        cut["time_target_s"] = round(1.1 * target, 3)
+        cut["wall_vs_token_share"] = round(cut["seconds"] / target, 3)  # target: <= 1.1
+
+    load = []
+    if args.load_problems:
+        chosen = stream[:args.load_problems]
+        prompts_all = [encode_prompt(tok, p.input) for p in chosen]
+        for name, fn in (
+                ("plain vLLM, every path finished", lambda: plain_stream(
+                    backend.loop, prompts_all, args.n, args.temperature, args.max_tokens, eos, args.concurrency)),
+                ('pathprune, schedule="none"', pathprune_tokens("none", chosen, args.concurrency)),
+                (f"pathprune, {args.signal} {args.schedule}, per request",
+                 pathprune_tokens(args.schedule, chosen, args.concurrency))):
+            tokens, s = best_of(fn, 1)
+            load.append({**row(name, tokens, s), "problems_per_s": round(len(chosen) / s, 3)})
+        for r in load[1:]:
+            r["vs_plain"] = round(r["problems_per_s"] / load[0]["problems_per_s"], 3)
+        load[2]["vs_none"] = round(load[2]["problems_per_s"] / load[1]["problems_per_s"], 3)
 
     if args.profile:
         profiler = cProfile.Profile()
@@ -121,8 +170,9 @@ def main() -> None:
 
     result = {"model": args.model, "problems": len(problems), "levels": levels, "n": args.n,
               "temperature": args.temperature, "max_tokens": args.max_tokens, "repeats": args.repeats,
-              "one_prompt": one, "batch": batch}
-    for title, rows in (("one prompt", one), (f"{len(problems)} problems", batch)):
+              "concurrency": args.concurrency, "one_prompt": one, "batch": batch, "load": load}
+    for title, rows in (("one prompt", one), (f"{len(problems)} problems", batch),
+                        (f"under load: {args.load_problems} problems, {args.concurrency} in flight", load)):
         print(f"\n{title} × {args.n} paths")
         for r in rows:
             extra = "  ".join(f"{k} {v}" for k, v in r.items() if k not in ("run", "tokens", "seconds", "tokens_per_s"))

@@ -42,6 +42,20 @@ def test_label_problem_records():
     assert label_problem(model, tok, problem, strict, {})[1] == [] or unit["n_correct"] == 8
 
 
+def test_each_cut_continues_with_the_rest_of_its_own_budget():
+    """A continuation from cut L may run max_new_tokens - L tokens (was max_new_tokens - the largest cut for every
+    cut, truncating the early cuts' continuations and grading them wrong)."""
+    model, tok = load_model("testbed")
+    problem = generate("chain", 9, 1, "train")[0]
+    cfg = LabelConfig(n_filter=8, k=4, prefix_tokens=(8, 40), max_new_tokens=48, min_correct=0.0, max_correct=1.0)
+    _, records = label_problem(model, tok, problem, cfg, {})
+    early = [n for r in records if r["prefix_len"] == 8 for n in r["continuation_tokens"]]
+    late = [n for r in records if r["prefix_len"] == 40 for n in r["continuation_tokens"]]
+    assert early and late and all(len(r["continuation_tokens"]) == 4 for r in records)
+    assert max(early) > 48 - 40 and max(early) <= 48 - 8  # longer than the largest cut's budget allows
+    assert max(late) <= 48 - 40
+
+
 def test_labelling_survives_a_kill(tmp_path):
     reference = _run(tmp_path / "ref")
     assert reference.wait(timeout=300) == 0, reference.stderr.read()

@@ -6,11 +6,13 @@ problems with > 28 or < 4 of 32 right: 0.125 ... 0.875); cut every path at
 each of ``prefix_tokens`` (paths that ended before a cut give no prefix
 there; identical prefixes are labelled once); sample ``k`` continuations per
 prefix from its cache (the prefix is prefilled once and shared by its k
-continuations); grade; the soft label is the share of correct continuations.
+continuations), each with the rest of the path's budget (``max_new_tokens``
+minus its cut); grade; the soft label is the share of correct continuations.
 
 Records (JSONL, one per prefix) carry ``prefix_token_ids`` (prompt + generated
 prefix, the official STOP field), ``soft_label``, the individual ``outcomes``
-(``outcomes[0]`` is the K = 1 hard label), ``problem_id`` and provenance. The
+(``outcomes[0]`` is the K = 1 hard label), ``continuation_tokens`` (each
+continuation's length), ``problem_id`` and provenance. The
 run directory is resumable (:class:`pathprune.io.runlog.RunLog`).
 """
 
@@ -80,20 +82,26 @@ def label_problem(model, tok, problem: Problem, cfg: LabelConfig, provenance: di
             if len(p) > cut:  # the path was still running at the cut
                 prefixes.setdefault(tuple(p[:cut]), (i, cut))
     items = list(prefixes.items())
-    cont_params = SamplingParams(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 max_new_tokens=cfg.max_new_tokens - max(cfg.prefix_tokens), seed=cfg.seed + 1)
     records = []
     for start in range(0, len(items), 8):
         chunk = items[start:start + 8]
-        conts = sample(model, tok, [prompt + list(pre) for pre, _ in chunk], cont_params,
-                       problem_keys=[_key(problem.id, i, cut) for _, (i, cut) in chunk])
-        for (pre, (i, cut)), outs in zip(chunk, conts):
+        conts = {}
+        for cut in sorted({cut for _, (_, cut) in chunk}):
+            # a continuation from cut L may run to the path's own budget: max_new_tokens - L, not less
+            cont_params = SamplingParams(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
+                                         max_new_tokens=cfg.max_new_tokens - cut, seed=cfg.seed + 1)
+            group = [(pre, i) for pre, (i, c) in chunk if c == cut]
+            drawn = sample(model, tok, [prompt + list(pre) for pre, _ in group], cont_params,
+                           problem_keys=[_key(problem.id, i, cut) for _, i in group])
+            conts.update(((pre, cut), outs) for (pre, _), outs in zip(group, drawn))
+        for pre, (i, cut) in chunk:
+            outs = conts[pre, cut]
             outcomes = [int(grade(problem, tok.decode(list(pre) + c, skip_special_tokens=True))[1]) for c in outs]
             records.append({
                 "problem_id": problem.id, "path_index": i, "prefix_len": cut, "prompt_len": len(prompt),
                 "prefix_token_ids": prompt + list(pre), "soft_label": sum(outcomes) / len(outcomes),
-                "outcomes": outcomes, "path_correct": bool(correct[i]), "meta": _meta(problem),
-                "provenance": provenance,
+                "outcomes": outcomes, "continuation_tokens": [len(c) for c in outs],
+                "path_correct": bool(correct[i]), "meta": _meta(problem), "provenance": provenance,
             })
     unit["prefixes"] = len(records)
     return unit, records
