@@ -9,7 +9,10 @@ At most ``max_active`` requests are in flight; a finished request's slots go to 
 KV blocks and batch rows that pruning frees are used, not left idle.
 
 Paths draw from per-path random streams and every signal scores paths independently of which others share its
-batch, so every path, score and kept set equals the barrier loop's (tested on the vLLM backend).
+batch, so every path, score and kept set equals the barrier loop's (tested on the vLLM backend). One number
+is attributed differently: an external scorer's re-encoding cost (oracle continuations, PRM and judge inputs)
+is split over the rows of the request it was spent on, not over the whole batch's, so each request's
+``usage.reencoded`` is its own; the sum over requests is unchanged (tested).
 """
 
 from __future__ import annotations
