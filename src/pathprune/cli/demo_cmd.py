@@ -38,8 +38,7 @@ def demo(
                       temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=160, seeds=(seed,), problems_per_batch=2,
                       bootstrap=1000, source=dict(benchmarks=None, testbed_split="test", levels=levels,
                                                   per_level=per_level, limit=None))
-    print_report(report)
-    console.print(f"report: {out / 'report.md'}  ·  {out / 'report.html'}")
+    print_report(report, out)
     console.print("avg@k|N = mean accuracy of the kept paths; cons@k = their majority vote; Δ = tokens saved "
                   "against finishing all N; Δ cons vs self-consistency = cons@k minus the vote of fewer unpruned "
                   "paths costing the same tokens (paired by problem; > 0: pruning pays); lost = problems where a "

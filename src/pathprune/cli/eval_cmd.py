@@ -11,7 +11,8 @@ from .console import console, parse_int_list, progress_bar
 from .inputs import BACKEND_HELP
 
 
-def print_report(report) -> None:
+def print_report(report, run_dir: Path) -> None:
+    """The main setting's table and where the report files are."""
     from ..evaluation.report import DETAIL_HEAD, detail_rows
 
     cfg = report.config
@@ -23,6 +24,7 @@ def print_report(report) -> None:
     for row in detail_rows(cfg, report.rows):
         table.add_row(*row)
     console.print(table)
+    console.print(f"report: {run_dir / 'report.md'}  ·  {run_dir / 'report.html'}")
 
 
 def eval_(
@@ -63,8 +65,7 @@ def eval_(
                       ray_address=ray_address, worker_cpus=worker_cpus, worker_gpus=worker_gpus, backend=backend,
                       source=dict(benchmarks=benchmark or None, testbed_split=testbed_split, levels=levels,
                                   per_level=per_level, limit=limit))
-    print_report(report)
-    console.print(f"report: {out / 'report.md'}  ·  {out / 'report.html'}")
+    print_report(report, out)
 
 
 def report(
@@ -75,5 +76,4 @@ def report(
     from ..evaluation.report import build_report
 
     rep = build_report(run_dir, n_boot=bootstrap)
-    print_report(rep)
-    console.print(f"report: {run_dir / 'report.md'}  ·  {run_dir / 'report.html'}")
+    print_report(rep, run_dir)

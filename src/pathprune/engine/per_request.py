@@ -97,6 +97,8 @@ def per_request_check_resume(backend, prompts: list[list[int]], keys: list[int],
                 if not loop.done(ids):
                     continue
                 del flight[i]
+                for r in ids:
+                    del phase_of[r]
                 backend.collect(units[i], rows, loop.collect(ids), logprobs, phase)
                 check(i)
                 if not advance(i):
