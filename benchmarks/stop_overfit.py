@@ -24,32 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import torch  # noqa: E402
 
-from pathprune.engine import SamplingParams, encode_prompt, sample  # noqa: E402
 from pathprune.models import load_model  # noqa: E402
 from pathprune.stop import StopConfig  # noqa: E402
+from pathprune.stop.overfit import paired_prefixes  # noqa: E402
 from pathprune.stop.train import train_stop  # noqa: E402
 from pathprune.stop.training import TrainConfig  # noqa: E402
 from pathprune.tasks.reasoner import suite  # noqa: E402
 
 RECIPES = {
     "paper: lr 2e-3, 10 epochs, batch 32": TrainConfig(epochs=10, lr=2e-3, batch_size=32),
-    "lr 1e-3, 30 epochs, batch 16, clip 1": TrainConfig(epochs=30, lr=1e-3, batch_size=16, max_grad_norm=1.0),
+    "lr 1e-3, 30 epochs, batch 16, clip 1": TrainConfig(epochs=1, min_steps=120, lr=1e-3, batch_size=16,
+                                                         max_grad_norm=1.0),  # = tests/test_stop_learns.py
 }
-
-
-def records(model, tok, prefixes: int, length: int) -> list[dict]:
-    out = []
-    for i, problem in enumerate(suite("validation", n_per_level=30, levels=(3, 4, 5))):
-        prompt = encode_prompt(tok, problem.input)
-        paths = sample(model, tok, [prompt], SamplingParams(n=6, temperature=0.7, max_new_tokens=length, seed=0),
-                       problem_keys=[i])[0]
-        distinct = list(dict.fromkeys(tuple(p) for p in paths))
-        for j, path in enumerate(distinct[:2] if len(distinct) >= 2 else []):
-            out.append({"problem_id": problem.id, "prefix_token_ids": prompt + list(path), "soft_label": float(j),
-                        "outcomes": [j], "prefix_len": len(path), "prompt_len": len(prompt)})
-        if len(out) >= prefixes:
-            return out[:prefixes]
-    return out
 
 
 def main() -> None:
@@ -61,7 +47,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     model, tok = load_model(args.model)
-    recs = records(model, tok, args.prefixes, args.prefix_tokens)
+    recs = paired_prefixes(model, tok, suite("validation", n_per_level=30, levels=(3, 4, 5)), args.prefixes,
+                           args.prefix_tokens)
     result = {"model": args.model, "prefixes": len(recs), "prefix_tokens": args.prefix_tokens, "recipes": {}}
     for name, cfg in RECIPES.items():
         model, tok = load_model(args.model)  # a fresh backbone per recipe (the adapter attaches to it)

@@ -79,9 +79,13 @@ def train(
     out: Path = typer.Option(..., help="Checkpoint directory (the best epoch is kept)."),
     model: str = typer.Option("testbed", help="STOP: the base model it attaches to. --judge: the model a "
                                               "separate copy of which becomes the judge's backbone."),
-    epochs: int = typer.Option(None, help="Epochs (default: 10 for STOP, 8 for --judge)."),
-    lr: float = typer.Option(None, help="Learning rate (default: 2e-3 for STOP, 1e-3 for --judge)."),
-    batch_size: int = typer.Option(32),
+    epochs: int = typer.Option(None, help="Epochs (default: 10 for STOP, 8 for --judge), raised until "
+                               "--min-steps optimiser steps fit."),
+    lr: float = typer.Option(None, help="Learning rate (default: 1e-3 for STOP, 1e-3 for --judge)."),
+    batch_size: int = typer.Option(None, help="Batch size (default: 16 for STOP, 32 for --judge)."),
+    min_steps: int = typer.Option(None, help="STOP: at least this many optimiser steps (default 300; epochs "
+                                  "alone say nothing about how far a small label set trains)."),
+    warmup_steps: int = typer.Option(0, help="STOP: linear learning-rate warm-up over the first steps."),
     stop_tokens: int = typer.Option(4, "--stop-tokens", help="Number of appended [STOP] tokens."),
     rank: int = typer.Option(16, help="LoRA rank of the critique adapter."),
     hard_labels: bool = typer.Option(False, "--hard-labels", help="Train on one rollout's outcome (K = 1)."),
@@ -95,7 +99,7 @@ def train(
     loss: str = typer.Option("bce", help="STOP: bce (the paper's soft BCE) or our within-problem extension "
                              "bce+listwise / bce+pairwise (batches of whole (problem, cut) groups)."),
     rank_weight: float = typer.Option(1.0, help="STOP: weight of the listwise / pairwise term."),
-    max_grad_norm: float = typer.Option(None, help="STOP: clip the gradient norm (e.g. 1.0)."),
+    max_grad_norm: float = typer.Option(None, help="STOP: clip the gradient norm (default 1.0; 0: no clipping)."),
     select: str = typer.Option("mse", help="STOP: epoch kept, lowest val MSE (mse, official) or highest "
                                "within-problem AUROC (within_auroc)."),
     judge: bool = typer.Option(False, "--judge", help="Train the Type II-retrain judge instead of STOP: a separate "
@@ -110,24 +114,26 @@ def train(
     from ..stop.config import StopConfig
     from ..stop.labels import read_labels
     from ..stop.train import train_stop
-    from ..stop.training import TrainConfig, training_targets
+    from ..stop.training import STOP_RECIPE, TrainConfig, planned_epochs, training_targets
 
     train_recs, val_recs = read_labels(labels), read_labels(val_labels)
     if judge:
-        _train_judge(train_recs, val_recs, out, model, labels_model or model, epochs or 8, lr or 1e-3, batch_size,
-                     pooling, hard_labels, label_k, seed)
+        _train_judge(train_recs, val_recs, out, model, labels_model or model, epochs or 8, lr or 1e-3,
+                     batch_size or 32, pooling, hard_labels, label_k, seed)
         return
-    epochs, lr = epochs or 10, lr or 2e-3
-    tcfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, hard_labels=hard_labels, label_k=label_k,
+    clip = STOP_RECIPE.max_grad_norm if max_grad_norm is None else max_grad_norm or None
+    tcfg = TrainConfig(epochs=epochs or STOP_RECIPE.epochs, lr=lr or STOP_RECIPE.lr,
+                       batch_size=batch_size or STOP_RECIPE.batch_size, hard_labels=hard_labels, label_k=label_k,
                        seed=seed, weight_decay=weight_decay, loss=loss, rank_weight=rank_weight, select=select,
-                       max_grad_norm=max_grad_norm)
+                       max_grad_norm=clip, min_steps=STOP_RECIPE.min_steps if min_steps is None else min_steps,
+                       warmup_steps=warmup_steps)
     training_targets(train_recs, tcfg)  # labels that cannot serve --label-k fail before the model loads
     m, tok = load_model(model)
     cfg = StopConfig(base_model=model, n_stop=stop_tokens, rank=rank, alpha=2 * rank, use_adapter=not no_adapter,
                      distinct_tokens=distinct_tokens,
                      head_features=[f.strip() for f in head_features.split(",") if f.strip()])
     with progress_bar() as bar:
-        task = bar.add_task("training STOP", total=epochs)
+        task = bar.add_task("training STOP", total=planned_epochs(train_recs, tcfg))
         report = train_stop(m, tok, train_recs, val_recs, cfg, tcfg, out,
                             progress=lambda epoch, metrics: bar.update(
                                 task, completed=epoch, description=f"training STOP (val AUROC "

@@ -64,14 +64,22 @@ class TrainConfig:
     """Weight of the listwise / pairwise term beside the BCE."""
     max_grad_norm: float | None = None
     """Clip the gradient norm of the trainable parameters (None: no clipping)."""
+    min_steps: int = 0
+    """At least this many optimiser steps: ``epochs`` is raised to ``ceil(min_steps / batches per epoch)``.
+    Epochs measure nothing on their own: the paper's 15 epochs over 10k-17k prefixes are ~1,500 steps, while
+    10 epochs over a few hundred prefixes are 20-80, too few for STOP to leave the constant predictor on
+    SmolLM2 (docs/smollm2.md, ``benchmarks/stop_overfit.py``)."""
+    warmup_steps: int = 0
+    """Raise the learning rate linearly from ~0 over the first steps (then constant)."""
     select: str = "mse"
     """Epoch kept: lowest validation MSE ("mse", official) or highest within-problem AUROC ("within_auroc")."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "seed"):
+        for name in ("epochs", "batch_size", "seed", "min_steps", "warmup_steps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and name != "seed"):
-                need = "an integer" if name == "seed" else "an integer >= 1"
+            least = {"seed": None, "min_steps": 0, "warmup_steps": 0}.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or (least is not None and value < least):
+                need = "an integer" if least is None else f"an integer >= {least}"
                 raise PathpruneError(f"{name} must be {need}, got {value!r}", parameter=name, value=value)
         if self.label_k is not None and (isinstance(self.label_k, bool) or not isinstance(self.label_k, int)
                                          or self.label_k < 1):
@@ -98,6 +106,13 @@ def _number(cfg: TrainConfig, name: str, ok, need: str) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
         raise PathpruneError(f"{name} must be a number {need}, got {value!r}", parameter=name, value=value)
+
+
+STOP_RECIPE = TrainConfig(epochs=10, lr=1e-3, batch_size=16, max_grad_norm=1.0, min_steps=300)
+"""What ``pathprune train`` runs for STOP unless told otherwise. 10 epochs at lr 2e-3, batch 32 (the earlier
+default, 20-80 steps on a few hundred prefixes) left STOP at the constant predictor on SmolLM2; this recipe
+memorises 64 prefixes there within its first 120 steps (``tests/test_stop_learns.py``), and 300 steps leave
+room for labels less separable than a memorisation target."""
 
 
 def listwise_loss(logits: torch.Tensor, labels: torch.Tensor, groups: list) -> torch.Tensor:
@@ -202,6 +217,15 @@ def training_targets(records: list[dict], cfg: TrainConfig) -> list[float]:
     return [sum(r["outcomes"][:k]) / k for r in records]
 
 
+def planned_epochs(train: list[dict], cfg: TrainConfig) -> int:
+    """Epochs :func:`fit` runs on ``train``: ``cfg.epochs``, raised until ``cfg.min_steps`` optimiser steps fit."""
+    if RANKING.get(cfg.loss) is None:
+        per_epoch = math.ceil(len(train) / cfg.batch_size)
+    else:  # whole groups per batch: the count of the first epoch's draw (it barely varies)
+        per_epoch = len(grouped_batches(train, cfg.batch_size, random.Random(cfg.seed)))
+    return max(cfg.epochs, math.ceil(cfg.min_steps / max(per_epoch, 1)))
+
+
 def fit(build: Callable[[torch.device], Trainee], train: list[dict], val: list[dict], cfg: TrainConfig,
         out: str | Path, progress=None) -> dict:
     """Train what ``build(device)`` returns (called after seeding, so initial weights follow ``cfg.seed``)
@@ -219,12 +243,15 @@ def fit(build: Callable[[torch.device], Trainee], train: list[dict], val: list[d
     torch.manual_seed(cfg.seed)
     trainee = build(accelerator.device)
     opt = accelerator.prepare(torch.optim.AdamW(trainee.parameters, lr=cfg.lr, weight_decay=cfg.weight_decay))
+    warmup = cfg.warmup_steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+    epochs = planned_epochs(train, cfg)
     rng = random.Random(cfg.seed)
     ranking = RANKING.get(cfg.loss)
     keys = [group_key(r) for r in train]
-    record = {"train": asdict(cfg), "train_records": len(train), "val_records": len(val)}
+    record = {"train": asdict(cfg), "epochs_run": epochs, "train_records": len(train), "val_records": len(val)}
     history, best, t0 = [], None, time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         if ranking is None:
             order = list(range(len(train)))
             rng.shuffle(order)
@@ -242,6 +269,7 @@ def fit(build: Callable[[torch.device], Trainee], train: list[dict], val: list[d
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(trainee.parameters, cfg.max_grad_norm)
             opt.step()
+            schedule.step()
             opt.zero_grad(set_to_none=True)
             total += loss.item() * len(idx)
         metrics = {"epoch": epoch, "train_loss": total / len(train), **label_metrics(trainee.val_probs(), val),

@@ -1,0 +1,60 @@
+"""STOP's trainer learns on real models: it memorises a few dozen labelled prefixes (issue #25).
+
+Two distinct prefixes of the model's own paths per problem, labelled 1 and 0 (:mod:`pathprune.stop.overfit`);
+training and validation are the same records. The question is whether the trainer can fit labels at all, which
+the paper's 10 epochs over a few hundred prefixes (20-80 optimiser steps) could not on SmolLM2 (docs/smollm2.md).
+The constant predictor's loss is ln 2 on these balanced labels.
+"""
+
+import math
+
+import pytest
+import torch
+
+from pathprune.models import load_model
+from pathprune.stop import StopConfig, load_stop
+from pathprune.stop.overfit import paired_prefixes
+from pathprune.stop.train import train_stop
+from pathprune.stop.training import TrainConfig, planned_epochs
+from pathprune.tasks.reasoner import suite
+from pathprune.testbed import problems as testbed_problems
+
+RECIPE = TrainConfig(epochs=1, min_steps=120, lr=1e-3, batch_size=16, max_grad_norm=1.0)
+"""``pathprune train``'s defaults (lr, clipping) with 120 optimiser steps, 30 epochs of 64 prefixes."""
+
+
+def assert_memorised(report: dict) -> None:
+    shares = [h["train_loss"] / math.log(2) for h in report["history"]]
+    assert min(shares) < 0.5, f"training loss never fell below half the constant predictor's: {shares}"
+    assert report["best"]["auroc"] >= 0.95 and report["best"]["within_auroc"] >= 0.95, report["best"]
+
+
+def test_min_steps_sets_the_epochs():
+    recs = [{"problem_id": str(i), "prefix_token_ids": [1, 2], "soft_label": 0.5, "outcomes": [1]}
+            for i in range(64)]
+    assert planned_epochs(recs, TrainConfig(epochs=10, batch_size=16)) == 10
+    assert planned_epochs(recs, TrainConfig(epochs=10, batch_size=16, min_steps=120)) == 30  # 4 batches an epoch
+    assert planned_epochs(recs, TrainConfig(epochs=10, batch_size=16, min_steps=30)) == 10
+    assert planned_epochs(recs, TrainConfig(epochs=1, batch_size=32, min_steps=5)) == 3
+
+
+def memorise(model_name: str, problems, length: int, out) -> None:
+    torch.manual_seed(0)
+    model, tok = load_model(model_name)
+    recs = paired_prefixes(model, tok, problems, 64, length)
+    assert len(recs) == 64 and len({tuple(r["prefix_token_ids"]) for r in recs}) == 64
+    report = train_stop(model, tok, recs, recs, StopConfig(), RECIPE, out)
+    assert_memorised(report)
+    # the kept epoch scores as it did in training, from the checkpoint alone
+    fresh, tok = load_model(model_name)
+    scores = load_stop(fresh, out).score_ids([r["prefix_token_ids"] for r in recs], tok.pad_token_id or 0)
+    assert (scores[1::2] > scores[0::2]).float().mean() >= 0.95
+
+
+def test_stop_memorises_64_prefixes_of_the_testbed(tmp_path):
+    memorise("testbed", testbed_problems.suite("validation", 20, levels=(6, 7, 8)), 16, tmp_path / "stop")
+
+
+@pytest.mark.slow
+def test_stop_memorises_64_prefixes_of_smollm2(tmp_path):
+    memorise("smollm2-135m-reasoner", suite("validation", n_per_level=30, levels=(3, 4, 5)), 48, tmp_path / "stop")
