@@ -211,3 +211,30 @@ def test_listwise_and_pairwise_losses_by_hand():
         TrainConfig(loss="hinge")
     with pytest.raises(PathpruneError, match="select must be one of"):
         TrainConfig(select="auroc")
+
+
+def test_reasoner_labels_never_use_its_sft_problems(tmp_path):
+    """Label problems for the reasoner are drawn outside its SFT pool (issue #25: the earlier labels used the train
+    split at seed 0, the very pool the SFT drew from). The generator at seed 0 repeats the pool's 500 problems per
+    level first, so 501 per level leave exactly one new problem at level 3."""
+    from pathprune.evaluation.sources import load_problems
+    from pathprune.models.train_reasoner import sft_problem_ids
+
+    pool = sft_problem_ids("smollm2-135m-reasoner")
+    assert len(pool) == 3000 and sft_problem_ids("testbed") == frozenset()
+    every = load_problems("reasoner:3,4,5", "train", per_level=520, exclude=())
+    outside = load_problems("reasoner:3,4,5", "train", per_level=520, exclude=pool)
+    assert len(every) == 1560 and sum(p.id in pool for p in every) == 1500
+    assert len(outside) == 60 and not any(p.id in pool for p in outside)
+    with pytest.raises(PathpruneError, match="without the excluded problems"):
+        load_problems("reasoner:3", "train", per_level=500, exclude=pool)
+    out = tmp_path / "labels"
+    done = subprocess.run([sys.executable, "-m", "pathprune", "label", "--out", str(out), "--model",
+                           "smollm2-135m-reasoner", "--benchmark", "reasoner:3", "--testbed-split", "train",
+                           "--per-level", "501", "--n", "2", "--k", "1", "--prefix-tokens", "4",
+                           "--max-new-tokens", "8", "--min-correct", "0", "--max-correct", "1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 problems outside smollm2-135m-reasoner's SFT pool of 3000" in done.stdout
+    ids = {r["problem_id"] for r in read_labels(out)}
+    assert len(ids) == 1 and not ids & pool

@@ -14,7 +14,8 @@ def label(
     out: Path = typer.Option(..., help="Run directory (labels.jsonl, problems.jsonl); resumed if it exists."),
     model: str = typer.Option("testbed", help="Embedded name, HF directory or .gguf file."),
     benchmark: str = typer.Option(None, help="Benchmark file of training problems (default: testbed suite)."),
-    testbed_split: str = typer.Option("train", help="Testbed split when no benchmark is given."),
+    testbed_split: str = typer.Option("train", help="Split of the testbed or a generated suite (reasoner:, "
+                                      "wordproblems:) when no benchmark file is given."),
     levels: str = typer.Option("4,5,6,7,8,9,10", help="Testbed difficulty levels."),
     per_level: int = typer.Option(40, help="Testbed problems per family and level."),
     limit: int = typer.Option(None, help="Use only the first problems."),
@@ -34,12 +35,15 @@ def label(
     max_retries: int = typer.Option(2, help="Retries of a problem whose worker failed or died, then it is "
                                             "recorded as failed."),
     backend: str = typer.Option("transformers", help=BACKEND_HELP),
+    exclude_sft: bool = typer.Option(True, help="Drop problems the model was fine-tuned on (the embedded "
+                                     "reasoner's SFT pool): labels must not grade memorised solutions."),
 ) -> None:
     """Label prefixes with Monte-Carlo success rates (soft labels) for STOP training."""
     from ..errors import PathpruneError
     from ..io.runlog import cleaned_on_failure
     from ..stop.labels import LabelConfig, run_labelling
     from ..evaluation.sources import load_problems
+    from ..models.train_reasoner import sft_problem_ids
 
     cfg = LabelConfig(n_filter=n_filter, min_correct=min_correct, max_correct=max_correct,
                       prefix_tokens=parse_int_list(prefix_tokens, "prefix_tokens"), k=k, temperature=temperature,
@@ -51,7 +55,10 @@ def label(
         from ..distributed.ray_executor import check_address
 
         check_address(ray_address)
-    problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
+    excluded = sft_problem_ids(model) if exclude_sft else frozenset()
+    problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed, exclude=excluded)
+    if excluded:
+        console.print(f"{len(problems)} problems outside {model}'s SFT pool of {len(excluded)}")
     with cleaned_on_failure(out), progress_bar() as bar:
         task = bar.add_task("labelling problems", total=len(problems))
         bar.update(task, completed=0)

@@ -10,7 +10,7 @@ One grammar for every command (``run``, ``eval``, ``label``) and for library use
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..errors import PathpruneError
@@ -39,12 +39,17 @@ def _nonempty(problems: list[Problem], what: str) -> list[Problem]:
 
 
 def load_problems(source: str | None = None, split: str = "test", levels: str | Sequence[int] | None = None,
-                  per_level: int = 10, limit: int | None = None, seed: int = 0) -> list[Problem]:
-    """The problems ``source`` names (see the module docstring); ``limit`` keeps the first ones."""
+                  per_level: int = 10, limit: int | None = None, seed: int = 0,
+                  exclude: Collection[str] = ()) -> list[Problem]:
+    """The problems ``source`` names (see the module docstring) whose ids are not in ``exclude`` (e.g. a model's
+    SFT pool, :func:`pathprune.models.train_reasoner.sft_problem_ids`); ``limit`` keeps the first ones."""
     if limit is not None and limit < 1:
         raise PathpruneError(f"--limit must be >= 1, got {limit}", parameter="limit", value=limit)
     if per_level < 1:
         raise PathpruneError(f"--per-level must be >= 1, got {per_level}", parameter="per_level", value=per_level)
+    if exclude:
+        kept = [p for p in load_problems(source, split, levels, per_level, None, seed) if p.id not in exclude]
+        return _nonempty(kept[:limit] if limit else kept, f"{source or 'the testbed'} without the excluded problems")
     if wordproblems.is_spec(source):
         problems = wordproblems.from_spec(source, split, per_level, seed)
         return _nonempty(problems[:limit] if limit else problems, f"--benchmark {source}")

@@ -59,13 +59,35 @@ def prompt_ids(tokenizer, messages) -> list[int]:
                                               return_dict=False))
 
 
-def examples(recipe: ReasonerRecipe, tokenizer) -> list[dict]:
-    """Pre-tokenised training rows: ``input_ids``, ``completion_mask`` and ``length``, levels interleaved."""
+def sft_pool(recipe: ReasonerRecipe) -> list:
+    """The train-split problems the SFT rows are drawn from (any of them may have been seen)."""
     from ..tasks.reasoner import suite
 
+    return suite("train", recipe.per_level, recipe.data_seed, recipe.levels)
+
+
+def sft_problem_ids(model: str) -> frozenset[str]:
+    """Ids of the problems the embedded ``model`` was fine-tuned on: the pool of its shipped adapter's recipe
+    (``training.json``); empty for a model pathprune did not fine-tune. Label and evaluation problems drawn from
+    this pool would grade the model on solutions it memorised."""
+    from .merge import ADAPTERS_DIR
+    from .registry import EMBEDDED
+
+    entry = EMBEDDED.get(model)
+    record = ADAPTERS_DIR / entry.adapter / "training.json" if entry and entry.adapter else None
+    if record is None or not record.is_file():
+        return frozenset()
+    raw = json.loads(record.read_text()).get("recipe", {})
+    known = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()
+             if k in ReasonerRecipe.__dataclass_fields__}
+    return frozenset(p.id for p in sft_pool(ReasonerRecipe(**known)))
+
+
+def examples(recipe: ReasonerRecipe, tokenizer) -> list[dict]:
+    """Pre-tokenised training rows: ``input_ids``, ``completion_mask`` and ``length``, levels interleaved."""
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
     rows = []
-    for p in suite("train", recipe.per_level, recipe.data_seed, recipe.levels):
+    for p in sft_pool(recipe):
         prompt = prompt_ids(tokenizer, p.input)
         completion = tokenizer(p.meta["solution"], add_special_tokens=False).input_ids + [im_end]
         ids = (prompt + completion)[:recipe.max_length]
