@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# STOP on smollm2-135m-reasoner, end to end on CPU (docs/smollm2.md): Monte-Carlo labels, STOP and its
-# ablations and K study, then the taxonomy evaluation against self-consistency at equal tokens.
+# STOP on smollm2-135m-reasoner, tested fairly (issue #25; docs/smollm2.md): Monte-Carlo labels where the paths
+# differ (L = 48) on problems outside the reasoner's SFT pool, STOP with a recipe that learns and its ablations
+# chosen on validation labels, then the verdict on test problems against self-consistency at equal tokens.
 #
-#   make bootstrap && bash benchmarks/reasoner_pipeline.sh      # the documented run (about 1.5 h on 2 cores)
-#   SMALL=1 bash benchmarks/reasoner_pipeline.sh                 # a few problems, tiny N/K (about 10 minutes)
+#   make bootstrap vllm-env && bash benchmarks/reasoner_pipeline.sh   # the documented run (hours on 2 cores)
+#   SMALL=1 bash benchmarks/reasoner_pipeline.sh                      # a few problems, tiny N/K (minutes)
 #
-# Labels run on vLLM when .venv-vllm exists (`make vllm-env`; 2.7x faster, the same labels), else on the
-# transformers backend. Every stage writes under $OUT (gitignored) and prints its wall time; label and eval
-# directories resume when re-run with the same settings, and stop_eval.py --reuse keeps finished variants.
+# Three disjoint sets of problems: training labels (train split, without the SFT pool: `pathprune label` drops
+# it, and the generator at seed 0 repeats the pool's 500 problems per level first, so --per-level 600 leaves
+# 100 new ones per level); validation labels (validation split: they choose epochs and settings); the verdict
+# (test split, used once). Labels run on vLLM when .venv-vllm exists (`make vllm-env`; ≈ 2.7x faster, the same
+# labels), else on the transformers backend. Every stage writes under $OUT (gitignored) and prints its wall
+# time; label and eval directories resume when re-run with the same settings (a killed run loses nothing but
+# the problem in flight), and stop_eval.py --reuse keeps finished variants. The previous run (L = 24, labels
+# from the SFT pool, the paper's 10 epochs) is this script's git history.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -15,11 +21,11 @@ OUT=${OUT:-runs/reasoner}
 MODEL=smollm2-135m-reasoner
 SPEC=reasoner:3,4,5            # three to five arithmetic steps: the levels where paths disagree
 if [[ "${SMALL:-0}" == 1 ]]; then
-  OUT=${OUT}-small; TRAIN=3; VAL=2; TEST=2; K=4; NF=4; N=4; KEEP=2; EPOCHS=1; KS=2
+  OUT=${OUT}-small; TRAIN=502; VAL=2; TEST=2; K=2; NF=4; N=4; KEEP=2; MIN_STEPS=4; KS=1; SWEEP=1
 else
-  TRAIN=80; VAL=30; TEST=30; K=16; NF=8; N=16; KEEP=4,2,8; EPOCHS=8; KS=4,8
+  TRAIN=600; VAL=40; TEST=60; K=8; NF=16; N=16; KEEP=4,2,8; MIN_STEPS=300; KS=4; SWEEP=1,4
 fi
-CUT=24                          # about 25 % of the mean path at levels 3-5 (73-115 tokens)
+CUT=48                          # where the reasoner's 16 paths have parted (at L = 24 they held 2.1 prefixes)
 LABEL_BIN=$BIN; BACKEND=transformers
 if [[ -x .venv-vllm/bin/pathprune ]]; then LABEL_BIN=.venv-vllm/bin; BACKEND=vllm; fi
 mkdir -p "$OUT"
@@ -29,17 +35,19 @@ label() {  # split, problems per level, directory
   $LABEL_BIN/pathprune label --out "$OUT/$3" --model $MODEL --benchmark $SPEC --testbed-split "$1" --per-level "$2" \
     --n $NF --prefix-tokens $CUT --k $K --temperature 0.7 --max-new-tokens 192 --seed 0 --backend $BACKEND
 }
-stage label-train label train $TRAIN labels-train
+stage label-train label train $TRAIN labels-train     # 100 new problems per level (SMALL: 2)
 stage label-validation label validation $VAL labels-validation
-# STOP (the paper's recipe), stop_lp, soft/hard labels, adapter/none, and K = 4, 8 from the same rollouts;
-# epochs kept by validation MSE (official); the table is on the validation labels
+# STOP with pathprune train's recipe (lr 1e-3, batch 16, clip 1.0, >= MIN_STEPS steps), stop_lp, soft/hard
+# labels, adapter/none, K = 4 of 8 rollouts, 1 vs 4 [STOP] tokens; epochs kept by validation MSE (official)
 stage stop $BIN/python benchmarks/stop_eval.py --model $MODEL --train "$OUT/labels-train" \
-  --val "$OUT/labels-validation" --epochs $EPOCHS --sweep "" --label-ks $KS --work "$OUT/stop" --reuse \
+  --val "$OUT/labels-validation" --lr 1e-3 --batch-size 16 --max-grad-norm 1.0 --min-steps $MIN_STEPS \
+  --epochs 10 --sweep "$SWEEP" --sweep-epochs 10 --label-ks $KS --work "$OUT/stop" --reuse \
   --out "$OUT/stop-eval.json"
 W=$OUT/stop
-SIGNALS="random,jaccard,mean_logprob,conf_mean,conf_lowest,neg_entropy,stop:$W/stop,stop_lp:$W/stop_lp"
+SIGNALS="random,mean_logprob,conf_lowest,neg_entropy,stop:$W/stop,stop_lp:$W/stop_lp"
 SIGNALS+=",stop:$W/stop_hardlabels,stop:$W/stop_noadapter"
 for k in ${KS//,/ }; do SIGNALS+=",stop:$W/stop_labelk_$k"; done
+SIGNALS+=",stop:$W/stop_stoptokens_1"
 # test problems, N paths, checked at L = CUT, k kept; every signal scores the same paths
 stage eval $BIN/pathprune eval --out "$OUT/eval" --model $MODEL --benchmark $SPEC --testbed-split test \
   --per-level $TEST --n $N --prefix $CUT --keep $KEEP --temperature 0.7 --max-new-tokens 192 \

@@ -144,6 +144,8 @@ def main():
     ap.add_argument("--rank-weight", type=float, default=1.0)
     ap.add_argument("--select", default="mse", help="mse (official) | within_auroc")
     ap.add_argument("--max-grad-norm", type=float, default=None, help="clip the gradient norm (e.g. 1.0)")
+    ap.add_argument("--min-steps", type=int, default=0, help="at least this many optimiser steps per variant")
+    ap.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps")
     ap.add_argument("--sweep", default="1,2,4,6,8", help="n_stop sweep ('' to skip it)")
     ap.add_argument("--label-ks", default="", help="K study: variants 'stop --label-k K' trained on the first K "
                     "rollouts of each label, e.g. 4,8")
@@ -167,7 +169,8 @@ def main():
             rows[name] = label_metrics(s, report)
     main_t = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          loss=args.loss,
-                         rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm)
+                         rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm,
+                         min_steps=args.min_steps, warmup_steps=args.warmup_steps)
     lp = ["mean_logprob"]
     variants = [("stop", StopConfig(), main_t), ("stop_lp", StopConfig(head_features=lp), main_t),
                 ("stop_lp --hard-labels", StopConfig(head_features=lp), replace(main_t, hard_labels=True)),
