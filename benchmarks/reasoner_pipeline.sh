@@ -7,8 +7,8 @@
 #   SMALL=1 bash benchmarks/reasoner_pipeline.sh                      # a few problems, tiny N/K (minutes)
 #
 # Three disjoint sets of problems: training labels (train split, without the SFT pool: `pathprune label` drops
-# it, and the generator at seed 0 repeats the pool's 500 problems per level first, so --per-level 600 leaves
-# 100 new ones per level); validation labels (validation split: they choose epochs and settings); the verdict
+# it, and the generator at seed 0 repeats the pool's 500 problems per level first, so --per-level 700 leaves
+# 200 new ones per level); validation labels (validation split: they choose epochs and settings); the verdict
 # (test split, used once). Labels run on vLLM when .venv-vllm exists (`make vllm-env`; ≈ 2.7x faster, the same
 # labels), else on the transformers backend. Every stage writes under $OUT (gitignored) and prints its wall
 # time; label and eval directories resume when re-run with the same settings (a killed run loses nothing but
@@ -23,7 +23,7 @@ SPEC=reasoner:3,4,5            # three to five arithmetic steps: the levels wher
 if [[ "${SMALL:-0}" == 1 ]]; then
   OUT=${OUT}-small; TRAIN=502; VAL=2; TEST=2; K=2; NF=4; N=4; KEEP=2; MIN_STEPS=4; KS=1; SWEEP=1
 else
-  TRAIN=600; VAL=40; TEST=60; K=8; NF=16; N=16; KEEP=4,2,8; MIN_STEPS=300; KS=4; SWEEP=1,4
+  TRAIN=700; VAL=40; TEST=60; K=8; NF=16; N=16; KEEP=4,2,8; MIN_STEPS=300; KS=4; SWEEP=1,4
 fi
 CUT=48                          # where the reasoner's 16 paths have parted (at L = 24 they held 2.1 prefixes)
 LABEL_BIN=$BIN; BACKEND=transformers
@@ -35,7 +35,7 @@ label() {  # split, problems per level, directory
   $LABEL_BIN/pathprune label --out "$OUT/$3" --model $MODEL --benchmark $SPEC --testbed-split "$1" --per-level "$2" \
     --n $NF --prefix-tokens $CUT --k $K --temperature 0.7 --max-new-tokens 192 --seed 0 --backend $BACKEND
 }
-stage label-train label train $TRAIN labels-train     # 100 new problems per level (SMALL: 2)
+stage label-train label train $TRAIN labels-train     # 200 new problems per level (SMALL: 2)
 stage label-validation label validation $VAL labels-validation
 # STOP with pathprune train's recipe (lr 1e-3, batch 16, clip 1.0, >= MIN_STEPS steps), stop_lp, soft/hard
 # labels, adapter/none, K = 4 of 8 rollouts, 1 vs 4 [STOP] tokens; epochs kept by validation MSE (official)
