@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pathprune.evaluation.metrics import within_problem_auroc  # noqa: E402
+from pathprune.stats import within_problem_auroc  # noqa: E402
 from pathprune.models import load_model  # noqa: E402
 from pathprune.stop import StopConfig, load_stop  # noqa: E402
 from pathprune.stop.evaluate import baseline_scores, prefix_logprobs  # noqa: E402

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pathprune.engine.selection import majority
-from pathprune.evaluation.budget import (SelfConsistency, _prefix_votes, equal_budget, failures, pruned_subsets,
+from pathprune.evaluation.budget import (SelfConsistency, _prefix_votes, equal_budget, pruned_subsets,
                                          unit_self_consistency, worst_problems)
 from pathprune.evaluation.offline import Setting
 from pathprune.evaluation.summary import ByProblem
@@ -79,8 +79,6 @@ def test_equal_token_comparison_and_lost_problems_by_hand():
     vt = out["settings"][t.label]
     assert (vt["lost"], vt["fixed"], vt["broken"]) == (0.5, 0.5, 0.5)
     assert vt["tokens"] == pytest.approx((30 + 50) / 2) and vt["sc_n"] == pytest.approx(1.6)
-    # the no-pruning setting is not compared; failures() alone agrees
-    assert failures(UNITS, PATHS, [t])[t.label]["lost"] == 0.5
 
 
 def test_seeds_average_within_a_problem_before_problems():
@@ -89,7 +87,7 @@ def test_seeds_average_within_a_problem_before_problems():
     paths = {**PATHS, "A@1": [{**PATHS["A@0"][0], "answer": "8", "correct": False}, *PATHS["A@0"][1:]]}
     by = ByProblem([UNITS[0], a1, UNITS[1]])
     assert by.mean([1.0, 0.0, 4.0]).tolist() == [0.5, 4.0]
-    fails = failures([UNITS[0], a1, UNITS[1]], paths, [Setting("s", 10, 1)])["s @10:1"]
+    fails = equal_budget([UNITS[0], a1, UNITS[1]], paths, [Setting("s", 10, 1)], n_boot=50)["settings"]["s @10:1"]
     assert fails["lost"] == pytest.approx((0.5 + 0) / 2)  # A: lost on seed 0 only (seed 1 had no right path)
     sc = SelfConsistency([UNITS[0], a1, UNITS[1]], paths)
     assert sc.rows()[0]["cons"] == pytest.approx(((1 / 3 + 0) / 2 + 1 / 3) / 2)

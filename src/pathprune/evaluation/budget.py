@@ -14,8 +14,9 @@ intervals resample problems).
   tokens / mean path tokens). The interpolation is an achievable baseline, not an optimistic one:
   running n⌊·⌋ or n⌈·⌉ paths at random, in the right proportions, costs exactly those tokens and
   scores exactly the interpolated accuracy. The gain is paired by problem (same paths).
-* :func:`failures` — "lost" problems (some launched path was right, no kept path was), problems
-  whose vote pruning turned right ("fixed") or wrong ("broken") against the unpruned N-path vote.
+* :func:`equal_budget` — both, for every pruned setting, with its "lost" problems (some launched path was
+  right, no kept path was) and the problems whose vote pruning turned right ("fixed") or wrong ("broken")
+  against the unpruned N-path vote.
 * :func:`worst_problems` — the problems lost by the most signals, with each signal's ranking of
   their best right path.
 * :func:`pruned_subsets` — a pruned configuration with fewer paths than the run launched (N' of the
@@ -133,15 +134,6 @@ def _failure_shares(by: ByProblem, units: list[dict], paths: dict[str, list[dict
                       o.vote_correct and not b, b and not o.vote_correct) for u, o, b in zip(units, outs, base)])
     return {"lost": float(flags[:, 0].mean()), "lost_ci": by.interval(flags[:, 0]),
             "fixed": float(flags[:, 1].mean()), "broken": float(flags[:, 2].mean())}
-
-
-def failures(units: list[dict], paths: dict[str, list[dict]], settings: list[Setting], n_boot: int = 1000,
-             seed: int = 0) -> dict[str, dict]:
-    """Per pruned setting's label: shares of lost, fixed and broken problems (lost with its 95 % interval)."""
-    by = ByProblem(units, n_boot, seed)
-    base = [outcome(u, paths[u["unit_id"]], Setting(None)).vote_correct for u in units]
-    return {s.label: _failure_shares(by, units, paths, [outcome(u, paths[u["unit_id"]], s) for u in units], base)
-            for s in settings if s.signal is not None}
 
 
 def equal_budget(units: list[dict], paths: dict[str, list[dict]], settings: list[Setting], n_boot: int = 1000,

@@ -109,7 +109,7 @@ def signal_quality(units: list[dict], paths: dict[str, list[dict]], signals: lis
     continuations that end right); the label is binarised at 0.5. "within" is the mean AUROC
     inside each (problem, seed) unit, what top-k pruning needs.
     """
-    from .metrics import auroc, within_problem_auroc
+    from ..stats import auroc, within_problem_auroc
 
     key, rows = str(prefix), []
     for name in signals:

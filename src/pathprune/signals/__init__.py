@@ -2,7 +2,7 @@
 
 from . import confidence, similarity, simple, stop_signal  # noqa: F401  (registers the built-in signals)
 from . import embedding, judge_signals, oracle  # noqa: F401  (embedding Type I, Type II judges, the oracle)
-from .base import CheckView, Signal
-from .registry import available_signals, get_signal, register_signal
+from ..engine.contract import CheckView, Signal
+from ..engine.registry import available_signals, get_signal, register_signal
 
 __all__ = ["CheckView", "Signal", "available_signals", "get_signal", "register_signal"]
