@@ -138,3 +138,40 @@ def test_layer_check_catches_an_upward_import(tmp_path, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "SRC", pkg)
     with pytest.raises(AssertionError, match="pathprune.engine.pruner -> pathprune.signals"):
         test_imports_flow_down_the_layers()
+
+
+BACKEND_TYPES = ("TransformersBackend", "VllmBackend", "LiveBatch", "VllmBatch")
+STREAM_METHODS = ("launch", "extend", "resume", "submit", "collect", "probe", "read", "prefix_batch", "loop")
+
+
+def backend_guesses(path: Path) -> list[str]:
+    """Where a module branches on a backend's or paused batch's concrete type or attributes instead of its
+    declared capabilities (``Backend.in_process``, ``per_request_checks``, ``CheckView.in_process``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 2:
+            what = node.args[1]
+            names = [e.id for e in (what.elts if isinstance(what, ast.Tuple) else [what]) if isinstance(e, ast.Name)]
+            if node.func.id == "isinstance" and set(names) & set(BACKEND_TYPES):
+                found.append(f"line {node.lineno}: isinstance(..., {', '.join(names)})")
+            if node.func.id == "hasattr" and isinstance(what, ast.Constant) and what.value in STREAM_METHODS:
+                found.append(f"line {node.lineno}: hasattr(..., {what.value!r})")
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "model" \
+                and isinstance(node.left.value, ast.Attribute) and node.left.value.attr in ("batch", "backend") \
+                and any(isinstance(c, ast.Constant) and c.value is None for c in node.comparators):
+            found.append(f"line {node.lineno}: ….{node.left.value.attr}.model compared with None")
+    return found
+
+
+def test_no_code_outside_the_engine_guesses_the_backend():
+    """Signals, serving, evaluation, STOP and the rest ask a backend what it can do; only engine/ knows its types."""
+    bad = {name: guesses for name, path in modules().items()
+           if not name.startswith("pathprune.engine") and (guesses := backend_guesses(path))}
+    assert not bad, bad
+
+
+def test_the_backend_guess_check_catches_a_guess(tmp_path):
+    planted = tmp_path / "signal.py"
+    planted.write_text("def score(view, model):\n    if view.batch.model is None:\n        return 1\n"
+                       "    return hasattr(model, 'launch') or isinstance(model, (int, VllmBackend))\n")
+    assert len(backend_guesses(planted)) == 3

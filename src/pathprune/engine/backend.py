@@ -21,6 +21,14 @@ from .sampling import SamplingParams
 class Backend(Protocol):
     """What the engine needs from a generation backend."""
 
+    name: str
+    """``transformers``, ``vllm``, …: for messages and records, never to branch on (use the capabilities)."""
+    in_process: bool
+    """True: the model runs in this process over a live cache: ``model`` is that model and a paused batch can
+    ``probe`` it (run appended tokens over the cache). False: the model runs inside an engine (``model`` is
+    None); a paused batch ``read``s the log-probabilities of chosen tokens after appended ones, and what a signal
+    computes over the model's states lives in the engine's model plugin (STOP's on vLLM)."""
+    model: object | None
     tokenizer: object
     context: int | None
     """Prompt + generated tokens the model accepts (None: unbounded)."""
@@ -42,6 +50,12 @@ class Backend(Protocol):
     def select(self, batch: LiveBatch, rows: list[int]) -> None: ...
 
     def free(self, batch: LiveBatch) -> None: ...
+
+
+def as_backend(model, tokenizer) -> Backend:
+    """A generation backend for what callers hand the engine: a transformers model (with its tokenizer) or a
+    backend already (e.g. the vLLM one), returned as is."""
+    return TransformersBackend(model, tokenizer) if isinstance(model, torch.nn.Module) else model
 
 
 def eos_ids(model, tokenizer) -> set[int]:
@@ -67,6 +81,7 @@ class TransformersBackend:
     """Generation with a transformers causal LM and its tokenizer (the default backend)."""
 
     name = "transformers"
+    in_process = True
     per_request_checks = False
     """One live batch, one cache: every request of a batch pauses at each checkpoint together."""
 

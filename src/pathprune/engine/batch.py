@@ -67,6 +67,9 @@ def rows_by_problem(records: list[PathRecord]) -> list[list[int]]:
 class LiveBatch:
     """Unfinished paths in one batch, with their cache. Built by :meth:`launch`."""
 
+    in_process = True
+    """The model and its cache live here (see :attr:`~pathprune.engine.backend.Backend.in_process`)."""
+
     def __init__(self, model, records, keys, cache, mask, next_pos, logits):
         self.model = model
         self.records: list[PathRecord] = records

@@ -37,6 +37,12 @@ class CheckView:
     def records(self) -> list[PathRecord]:
         return self.batch.records
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the paused batch holds the model and its cache here (``batch.probe``, ``batch.model``) or
+        reads from an engine (``batch.read``); see :attr:`~pathprune.engine.backend.Backend.in_process`."""
+        return self.batch.in_process
+
     def texts(self) -> list[str]:
         """Decoded prefixes, one per row (for text-based signals)."""
         return [self.tokenizer.decode(r.tokens, skip_special_tokens=True) for r in self.records]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import PathpruneError
-from .backend import Backend, TransformersBackend
+from .backend import Backend, as_backend
 from .batch import LiveBatch, PathRecord
 from .sampling import SamplingParams
 
@@ -93,7 +93,7 @@ def sample(model, tokenizer, prompts: list[list[int]], params: SamplingParams,
     once and its cache shared by its n paths; rows that emit EOS (kept as their
     last token) leave the batch at once. This is Launch without checkpoints.
     """
-    backend = model if hasattr(model, "launch") else TransformersBackend(model, tokenizer)
+    backend = as_backend(model, tokenizer)
     if not prompts:
         raise PathpruneError("every prompt must have at least one token")
     check_context(backend, prompts, params.max_new_tokens, [f"prompt {i}" for i in range(len(prompts))])

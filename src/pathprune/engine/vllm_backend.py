@@ -64,7 +64,9 @@ class VllmBatch:
     hits: dict[tuple[int, str], CacheHits] = field(default_factory=dict)
     """(problem index, phase) → prefix-cache hits; phases "launch", "check", "resume"."""
 
-    model = None  # signals that need the transformers model (probe, oracle) refuse this batch
+    model = None
+    in_process = False
+    """No model here: signals ``read`` from the engine (see :attr:`~pathprune.engine.backend.Backend.in_process`)."""
     device = torch.device("cpu")
 
     def __len__(self) -> int:
@@ -157,6 +159,8 @@ class VllmBackend:
     """
 
     name = "vllm"
+    in_process = False
+    model = None
     per_request_checks = True
     """Streams (``submit``/``collect`` on an :class:`EngineLoop`): each request can be checked on its own."""
 

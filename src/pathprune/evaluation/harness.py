@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..engine.backend import TransformersBackend
+from ..engine.backend import as_backend
 from ..engine.batch import LiveBatch
 from ..engine.contract import CheckView, Signal
 from ..engine.loop import check_context, launch_check_resume, request_key, resolve_seed
@@ -77,8 +77,8 @@ class SharedLaunch:
                                  f"(max_new_tokens {sampling.max_new_tokens}), got {list(checkpoints)}")
         if problems_per_batch < 1:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
-        self.backend = model if hasattr(model, "launch") else TransformersBackend(model, tokenizer)  # or vLLM's
-        self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
+        self.backend = as_backend(model, tokenizer)
+        self.tokenizer, self.sampling = tokenizer, sampling
         self.problems_per_batch = problems_per_batch
 
     def run(self, problems: list[Problem], progress: Callable[[int], None] | None = None) -> Iterator[ProblemLog]:

@@ -82,7 +82,8 @@ class ModelRunner:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         if signal is not None:
             # attach once, now: a bad checkpoint fails at start
-            self.stop_module = signal.module_for(self.model) if self.model is not None else signal.vllm_stop()
+            backend = self.pruner.backend
+            self.stop_module = signal.module_for(backend.model) if backend.in_process else signal.vllm_stop()
             self._signals["stop"] = signal
             if "[STOP]" in self.tokenizer.get_vocab():
                 self.stop_token_id = self.tokenizer.convert_tokens_to_ids("[STOP]")
@@ -197,7 +198,7 @@ class ModelRunner:
 
     def classify(self, prefixes: list[list[int]]) -> list[float]:
         """p(success) of each prefix under STOP (the base-model cache, then the [STOP] pass)."""
-        if self.model is None:  # vLLM: the engine's plugin scores prefixes read from its prefix cache
+        if not self.pruner.backend.in_process:  # the engine's plugin scores prefixes read from its prefix cache
             batch = self.pruner.backend.prefix_batch(prefixes)
             return self._signals["stop"].score(CheckView(batch, [], self.tokenizer, stage=0)).tolist()
         return self.stop_module.score_ids(prefixes, self.pad_id).tolist()

@@ -78,7 +78,7 @@ class OracleSignal(Signal):
 
     def score(self, view: CheckView) -> torch.Tensor:
         # the continuations run where the paths do: the transformers model, or the vLLM backend
-        model = view.batch.model if view.batch.model is not None else view.batch.backend
+        model = view.batch.model if view.in_process else view.batch.backend
         tok = view.tokenizer
         budget = self.budget(model)
         missing = [r.id for r in view.requests if r.reference is None]

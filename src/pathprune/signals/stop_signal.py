@@ -68,7 +68,7 @@ class StopSignal(Signal):
         return overrides(self.path, Path(model_dir), load_tokenizer(Path(model_dir)))
 
     def score(self, view: CheckView) -> torch.Tensor:
-        if view.batch.model is None:  # the vLLM backend: the engine's plugin scores, the bias is added here
+        if not view.in_process:  # the engine's model plugin computes w . h; the bias is added here
             return self._score_vllm(view)
         return self.module_for(view.batch.model).score_cached(view.batch)
 

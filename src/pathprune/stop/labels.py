@@ -23,6 +23,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..engine.backend import as_backend
 from ..engine.loop import sample
 from ..engine.request import encode_prompt
 from ..engine.sampling import SamplingParams
@@ -130,13 +131,14 @@ def run_labelling(model, tok, problems: list[Problem], cfg: LabelConfig, out_dir
 
     ``model`` is a transformers model or a generation backend (``pathprune label --backend vllm``: the
     rollouts run on vLLM, with the same per-path random streams, so the labels are the same)."""
-    fp = fingerprint_files(model.path) if hasattr(model, "launch") else fingerprint(model)
+    backend = as_backend(model, tok)
+    fp = fingerprint(backend.model) if backend.in_process else fingerprint_files(backend.path)
     log = open_label_log(out_dir, model_name, fp, cfg, problems)
     provenance = label_provenance(model_name, fp, cfg)
     for problem in problems:
         if problem.id in log.done:
             continue
-        unit, records = label_problem(model, tok, problem, cfg, provenance)
+        unit, records = label_problem(backend, tok, problem, cfg, provenance)
         log.append(unit, records)
         if progress:
             progress(1)
