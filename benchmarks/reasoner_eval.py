@@ -9,7 +9,7 @@ For each level: ``--per-level`` test-split problems (disjoint from the training 
 greedy path and ``--samples`` paths at T = ``--temperature`` each. It reports greedy pass@1 with a 95 % Wilson
 interval, sampled pass@1 (mean over paths) with a 95 % bootstrap interval over problems, the share of paths with a
 final answer and that hit the token limit, and every wrong path's first error read against the problem's spec
-(:func:`pathprune.tasks.reasoner.classify`): an arithmetic slip, a plan error (wrong operation, wrong quantity
+(:func:`pathprune.tasks.reasoner_errors.classify`): an arithmetic slip, a plan error (wrong operation, wrong quantity
 carried, a number not in the problem, a step skipped, stopped early, a step added, another final answer) or no
 final answer. Paths are appended to ``WORK/paths.jsonl`` as they finish, so a rerun continues where it stopped.
 """
@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from pathprune.engine import SamplingParams, encode_prompt, sample  # noqa: E402
 from pathprune.tasks.grading import grade  # noqa: E402
-from pathprune.tasks.reasoner import classify, suite  # noqa: E402
+from pathprune.tasks.reasoner import suite  # noqa: E402
+from pathprune.tasks.reasoner_errors import classify  # noqa: E402
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:

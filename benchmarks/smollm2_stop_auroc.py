@@ -27,7 +27,7 @@ from pathprune.models import load_model  # noqa: E402
 from pathprune.stop import load_stop  # noqa: E402
 from pathprune.stop.evaluate import baseline_scores  # noqa: E402
 from pathprune.stop.labels import read_labels  # noqa: E402
-from pathprune.stop.training import label_metrics  # noqa: E402
+from pathprune.stop.scorer_training import label_metrics  # noqa: E402
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ from pathprune.stop.labels import read_labels  # noqa: E402
 from pathprune.stop.config import read_training  # noqa: E402
 from pathprune.stop.module import encode_prefixes  # noqa: E402
 from pathprune.stop.train import train_stop  # noqa: E402
-from pathprune.stop.training import TrainConfig, label_metrics  # noqa: E402
+from pathprune.stop.scorer_training import TrainConfig, label_metrics  # noqa: E402
 
 KINDS = ("strategy", "slip?", "slip")
 

@@ -28,7 +28,7 @@ from pathprune.models import load_model  # noqa: E402
 from pathprune.stop import StopConfig  # noqa: E402
 from pathprune.stop.overfit import paired_prefixes  # noqa: E402
 from pathprune.stop.train import train_stop  # noqa: E402
-from pathprune.stop.training import TrainConfig  # noqa: E402
+from pathprune.stop.scorer_training import TrainConfig  # noqa: E402
 from pathprune.tasks.reasoner import suite  # noqa: E402
 
 RECIPES = {

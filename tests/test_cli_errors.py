@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pathprune.signals.judge_signals import TESTBED_JUDGE
+from pathprune.signals.judges.signals import TESTBED_JUDGE
 from pathprune.signals.stop_signal import TESTBED_STOP
 
 SCRIPT = Path(sys.executable).with_name("pathprune")  # the console script installed beside this interpreter

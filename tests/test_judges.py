@@ -226,7 +226,7 @@ def test_judge_trains_as_a_separate_model_and_round_trips(trained_judge, testbed
 
     ids = loaded.encode([record_text(r, tok) for r in val])
     # the saved epoch is the best one: reloaded scores reproduce its validation metrics
-    from pathprune.stop.training import label_metrics
+    from pathprune.stop.scorer_training import label_metrics
 
     assert label_metrics(loaded.score_ids(ids).tolist(), val)["mse"] == pytest.approx(report["best"]["mse"], abs=1e-6)
 

@@ -14,7 +14,7 @@ from pathprune.models import load_model
 from pathprune.stop import StopConfig, load_stop
 from pathprune.stop.labels import LabelConfig, label_problem, read_labels
 from pathprune.stop.train import train_stop
-from pathprune.stop.training import TrainConfig, label_metrics
+from pathprune.stop.scorer_training import TrainConfig, label_metrics
 from pathprune.testbed.problems import generate
 from conftest import sorted_json_lines
 
@@ -145,7 +145,7 @@ def test_training_saves_the_best_epoch(tmp_path, monkeypatch, features):
 
 
 def test_training_targets_from_the_first_k_rollouts():
-    from pathprune.stop.training import training_targets
+    from pathprune.stop.scorer_training import training_targets
 
     recs = [{"soft_label": 0.75, "outcomes": [1, 0, 1, 1]}, {"soft_label": 0.25, "outcomes": [0, 0, 1, 0]}]
     assert training_targets(recs, TrainConfig()) == [0.75, 0.25]
@@ -167,7 +167,7 @@ def test_listwise_and_pairwise_losses_by_hand():
 
     import torch
 
-    from pathprune.stop.training import grouped_batches, listwise_loss, pairwise_loss
+    from pathprune.stop.scorer_training import grouped_batches, listwise_loss, pairwise_loss
 
     z = torch.tensor([0.3, -1.2, 2.0, 0.5])
     # a group whose labels are all equal carries no ranking information: zero, whatever the scores
@@ -203,7 +203,7 @@ def test_listwise_and_pairwise_losses_by_hand():
             owner[(recs[i]["problem_id"], recs[i]["prefix_len"])].add(n)
     assert all(len(v) == 1 for v in owner.values())
     # epoch selection: lowest MSE (official) or highest within-problem AUROC
-    from pathprune.stop.training import better
+    from pathprune.stop.scorer_training import better
 
     a, b = {"mse": 0.10, "within_auroc": 0.70}, {"mse": 0.12, "within_auroc": 0.75}
     assert better(a, b, "mse") and not better(a, b, "within_auroc") and better(b, a, "within_auroc")

@@ -7,8 +7,9 @@ import pytest
 from pathprune.cli import main
 from pathprune.errors import PathpruneError
 from pathprune.tasks import grade, wordproblems
-from pathprune.tasks.reasoner import (MAX_LEVEL, MAX_VALUE, THEMES, classify, equations, generate, gold_equations,
-                                      parse_spec, solve, stated_numbers, step_values, suite)
+from pathprune.tasks.reasoner import (MAX_LEVEL, MAX_VALUE, THEMES, generate, gold_equations, parse_spec, solve,
+                                      stated_numbers, step_values, suite)
+from pathprune.tasks.reasoner_errors import classify, equations
 from pathprune.tasks.splits import SPLITS, split_of
 
 WORDS = {"twice": 2, "three times": 3, "doubles": 2, "triples": 3, "half": 2, "a third": 3, "a quarter": 4}

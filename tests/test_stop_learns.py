@@ -15,7 +15,7 @@ from pathprune.models import load_model
 from pathprune.stop import StopConfig, load_stop
 from pathprune.stop.overfit import paired_prefixes
 from pathprune.stop.train import train_stop
-from pathprune.stop.training import TrainConfig, planned_epochs
+from pathprune.stop.scorer_training import TrainConfig, planned_epochs
 from pathprune.tasks.reasoner import suite
 from pathprune.testbed import problems as testbed_problems
 

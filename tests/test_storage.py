@@ -14,7 +14,7 @@ from pathprune.errors import PathpruneError
 from pathprune.io.atomic import atomic_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pathprune.signals.judges import JudgeConfig, judge_train_config
 from pathprune.stop.config import LEGACY_TRAINING_KEYS, StopConfig, model_name, read_training
-from pathprune.stop.training import TrainConfig
+from pathprune.stop.scorer_training import TrainConfig
 
 STOP_DIR = Path(__file__).resolve().parent.parent / "src" / "pathprune" / "stop" / "checkpoints"
 JUDGE_DIR = STOP_DIR.parent.parent / "signals" / "judges" / "checkpoints" / "testbed"

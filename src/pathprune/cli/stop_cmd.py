@@ -121,7 +121,7 @@ def train(
     from ..stop.config import StopConfig
     from ..stop.labels import read_labels
     from ..stop.train import train_stop
-    from ..stop.training import STOP_RECIPE, TrainConfig, planned_epochs, training_targets
+    from ..stop.scorer_training import STOP_RECIPE, TrainConfig, planned_epochs, training_targets
 
     train_recs, val_recs = read_labels(labels), read_labels(val_labels)
     if judge:

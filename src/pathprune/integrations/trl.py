@@ -32,7 +32,7 @@ the current policy's cache with weights fitted on the initial policy; Type III s
 ``conf_lowest``) read the current policy's own token confidence; ``refit_every=M`` re-fits STOP's head
 (``refit="head+adapter"``: also its [STOP] embeddings and adapter) every M steps on the trainer's own
 rollouts, labelled with their final rewards (no extra Monte-Carlo sampling), with
-:func:`pathprune.stop.training.fit`.
+:func:`pathprune.stop.scorer_training.fit`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from ..engine.sampling import SamplingParams
 from ..engine.schedule import Schedule
 from ..errors import PathpruneError
 from ..signals.stop_signal import StopSignal
-from ..stop.training import Trainee, TrainConfig, fit
+from ..stop.scorer_training import Trainee, TrainConfig, fit
 
 MODES = ("drop", "truncate")
 REFIT = ("head", "head+adapter")
@@ -139,7 +139,7 @@ def _split(records: list[dict], share: float) -> tuple[list[dict], list[dict]]:
 def refit_stop(module, records: list[dict], pad_id: int, *, adapter: bool = False, cfg: TrainConfig | None = None,
                out: str | Path | None = None, val_share: float = 0.2) -> dict:
     """Re-fit a STOP module in place on ``records`` (``prefix_token_ids``, ``soft_label``, ``problem_id``, and
-    ``logprobs`` of the generated prefix when the head reads them) with :func:`pathprune.stop.training.fit`.
+    ``logprobs`` of the generated prefix when the head reads them) with :func:`pathprune.stop.scorer_training.fit`.
 
     ``adapter=False`` trains the head only (its inputs, the last [STOP] hidden states, are computed once);
     ``adapter=True`` also the [STOP] embeddings and the critique adapter. The best epoch on the held-out

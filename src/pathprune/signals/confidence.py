@@ -1,4 +1,4 @@
-"""Type III signals (internal, not learnable): DeepConf-style confidence and entropy.
+"""Type III signals (internal, not learnable): mean log-probability, DeepConf-style confidence and entropy.
 
 All of them read what Launch kept (per-token log-probabilities, top-k
 log-probabilities, entropies): no extra forward pass, zero check tokens.
@@ -12,7 +12,8 @@ Definitions (DeepConf, Fu et al. 2025), for a prefix of tokens i = 1..T:
   ``conf_bottom10``: the mean of the lowest 10 % of groups; ``conf_tail``:
   mean C_i over the last ``w`` tokens;
 * ``neg_entropy``: minus the mean Shannon entropy (nats) of the next-token
-  distributions.
+  distributions;
+* ``mean_logprob``: the mean log-probability of the sampled tokens (negative log-perplexity).
 
 The window is the signal's argument, e.g. ``--signal conf_lowest:32``
 (DeepConf uses 2,048 on real reasoning traces; default here 16, which suits
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from ..engine.contract import CheckView, Signal
-from ..engine.features import group_confidence, token_confidence
+from ..engine.features import group_confidence, mean_logprob, token_confidence
 from ..engine.registry import register_signal
 from ..errors import PathpruneError
 
@@ -108,3 +109,18 @@ class NegativeEntropy(Signal):
         if any(r.tokens and not r.entropies for r in view.records):
             raise PathpruneError("neg_entropy needs per-token entropies; launch with top_logprobs >= 1")
         return torch.tensor([-sum(r.entropies) / max(1, len(r.entropies)) for r in view.records])
+
+
+@register_signal("mean_logprob")
+class MeanLogprobSignal(Signal):
+    """Mean log-probability of the prefix's tokens (negative log-perplexity), from what Launch kept."""
+
+    name, source, learnable = "mean_logprob", "internal", False
+    needs = frozenset({"logprobs"})
+
+    def __init__(self, arg: str | None = None) -> None:
+        if arg:
+            raise PathpruneError("mean_logprob takes no argument")
+
+    def score(self, view: CheckView) -> torch.Tensor:
+        return torch.tensor([mean_logprob(r.logprobs) for r in view.records])

@@ -41,7 +41,7 @@ class OracleSignal(Signal):
 
     def __init__(self, arg: str | None = None, *, k: int = 8, max_new_tokens: int | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, chunk: int = 8) -> None:
-        from .judge_signals import parse_options
+        from .judges.signals import parse_options
 
         text = arg or ""
         if "=" in text.split(":")[0]:  # options without K

@@ -16,7 +16,7 @@ from .checkpoint import save_stop
 from .config import StopConfig, model_name
 from .evaluate import prefix_logprobs
 from .module import StopModule, encode_prefixes, logprob_features
-from .training import Trainee, TrainConfig, fit
+from .scorer_training import Trainee, TrainConfig, fit
 
 
 def stop_token_id(tokenizer) -> int | None:

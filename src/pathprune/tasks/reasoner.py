@@ -19,10 +19,10 @@ operations and two people, so a model can also get the *plan* wrong:
 * **spec** (``meta["spec"]``): the start value and the steps ``[op, left, right]``,
   whose operands are numbers stated in the problem or earlier results
   (``"s"`` = the start value, ``"#i"`` = step i's result); :func:`solve` folds
-  them, :func:`gold_equations` lists each step's numbers, and :func:`classify`
-  tells a wrong solution's first error: an arithmetic slip or a plan error
-  (wrong operation, wrong quantity carried, a number not in the problem, a step
-  left out or added);
+  them, :func:`gold_equations` lists each step's numbers, and
+  :func:`pathprune.tasks.reasoner_errors.classify` tells a wrong solution's first
+  error: an arithmetic slip or a plan error (wrong operation, wrong quantity
+  carried, a number not in the problem, a step left out or added);
 * deterministic by seed, split-disjoint by the same SHA-256 rule as every other
   problem source (:mod:`pathprune.tasks.splits`).
 
@@ -33,18 +33,15 @@ On the command line the suite is ``--benchmark reasoner[:LEVELS[:FORMAT]]``
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 
-from ..errors import PathpruneError
-from .answers import final_answer_line
 from .problem import Problem
-from .splits import check_split, split_of, text_digest
-from .wordbase import DEFAULT_FORMAT, FORMATS, apply
+from .wordbase import DEFAULT_FORMAT, WordSuite, apply
 from .wordbase import NAMES as _NAMES
 from .wordbase import PRONOUN as _PRONOUN
 
 MAX_LEVEL = 8
+DEFAULT_LEVELS = (1, 2, 3, 4, 5, 6)
 MAX_VALUE = 200
 THEMES = ("collection", "money", "baking", "farm")
 _FRACTION = {2: "half", 3: "a third", 4: "a quarter"}
@@ -435,7 +432,7 @@ def _used_by_answer(steps: list[list]) -> bool:
     return len(need) == len(steps)
 
 
-def _story(rng: random.Random, theme: str, level: int) -> tuple[dict, str, str] | None:
+def _story(rng: random.Random, theme: str, level: int) -> tuple[dict, str, dict] | None:
     s = _Story(rng, theme, level)
     final_step = rng.random() < 0.4
     weights = [w for _, w in _EVENTS]
@@ -462,185 +459,34 @@ def _story(rng: random.Random, theme: str, level: int) -> tuple[dict, str, str] 
     text = " ".join(s.sentences + [question])
     solution = "\n".join(s.gold + [f"Final answer: {answer}"])
     spec = {"template": theme, "level": level, "start": s.start, "steps": s.steps}
-    return spec, text, solution
+    return spec, text, {"solution": solution}
+
+
+_SUITE = WordSuite(name="reasoner", label="reasoner", family_word="theme", id_prefix="rp", families=THEMES,
+                   listed=THEMES, max_level=MAX_LEVEL, default_levels=DEFAULT_LEVELS, attempts=(400, 2000),
+                   story=_story, solve=solve, tag_spec=True)
 
 
 def check_args(levels, split: str | None = None, fmt: str = DEFAULT_FORMAT, themes=None) -> None:
-    bad = [x for x in levels if not 1 <= x <= MAX_LEVEL]
-    if bad or not levels:
-        raise PathpruneError(f"reasoner levels must lie in 1..{MAX_LEVEL}, got {list(levels)}",
-                             parameter="levels", value=levels)
-    if split is not None:
-        check_split(split)
-    if fmt not in FORMATS:
-        raise PathpruneError(f"unknown answer format {fmt!r}; choose from {sorted(FORMATS)}", parameter="format",
-                             value=fmt)
-    unknown = [t for t in themes or () if t not in THEMES]
-    if unknown:
-        raise PathpruneError(f"unknown reasoner theme {unknown[0]!r}; choose from {list(THEMES)}",
-                             parameter="templates", value=unknown[0])
+    _SUITE.check_args(levels, split, fmt, themes)
 
 
 def generate(level: int, n: int, split: str = "test", seed: int = 0, themes: tuple[str, ...] | None = None,
              fmt: str = DEFAULT_FORMAT) -> list[Problem]:
     """``n`` distinct problems of one level (steps) and split, the themes drawn in turn."""
-    check_args([level], split, fmt, themes)
-    names = tuple(themes or THEMES)
-    rng = random.Random(f"reasoner:{seed}:{level}")
-    out: dict[str, Problem] = {}
-    for _ in range(400 * n + 2000):
-        if len(out) == n:
-            break
-        theme = names[len(out) % len(names)]
-        made = _story(rng, theme, level)
-        if made is None:
-            continue
-        spec, text, solution = made
-        if text in out or split_of(text) != split:
-            continue
-        out[text] = Problem(
-            id=f"rp-{theme}-s{level}-{text_digest(text)}",
-            answer=str(solve(spec)),
-            answer_kind="math",
-            messages=({"role": "user", "content": f"{text}\n{FORMATS[fmt]}"},),
-            meta={"source": "reasoner", "family": theme, "difficulty": level, "split": split, "format": fmt,
-                  "question": text, "spec": spec, "solution": solution},
-        )
-    return list(out.values())
+    return _SUITE.generate(level, n, split, seed, themes, fmt)
 
 
-def suite(split: str = "test", n_per_level: int = 20, seed: int = 0, levels=(1, 2, 3, 4, 5, 6),
+def suite(split: str = "test", n_per_level: int = 20, seed: int = 0, levels=DEFAULT_LEVELS,
           themes: tuple[str, ...] | None = None, fmt: str = DEFAULT_FORMAT) -> list[Problem]:
     """``n_per_level`` problems for every level in ``levels``, interleaved so a prefix of the list mixes them."""
-    check_args(levels, split, fmt, themes)
-    per = [generate(level, n_per_level, split, seed, themes, fmt) for level in levels]
-    return [p for group in zip(*per) for p in group] + [p for group in per for p in group[min(map(len, per)):]]
+    return _SUITE.suite(split, n_per_level, seed, levels, themes, fmt)
 
 
 def parse_spec(spec: str) -> dict:
     """``reasoner[:LEVELS[:FORMAT]]`` → ``{"levels": (...), "fmt": ..., "suite": "reasoner"}``."""
-    parts = spec.split(":")
-    if parts[0] != "reasoner" or len(parts) > 3:
-        raise PathpruneError(f"expected reasoner[:LEVELS[:FORMAT]], got {spec!r}", parameter="benchmark", value=spec)
-    levels: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
-    if len(parts) > 1 and parts[1]:
-        try:
-            levels = tuple(int(x) for x in parts[1].split(",") if x.strip())
-        except ValueError:
-            raise PathpruneError(f"reasoner levels must be comma-separated integers, got {parts[1]!r}",
-                                 parameter="benchmark", value=spec) from None
-    fmt = parts[2] if len(parts) > 2 else DEFAULT_FORMAT
-    check_args(levels, None, fmt)
-    return {"levels": levels, "fmt": fmt, "suite": "reasoner"}
+    return _SUITE.parse_spec(spec)
 
 
 def from_spec(spec: str, split: str, n_per_level: int, seed: int) -> list[Problem]:
-    parsed = parse_spec(spec)
-    if n_per_level < 1:
-        raise PathpruneError(f"--per-level must be >= 1, got {n_per_level}", parameter="per_level", value=n_per_level)
-    return suite(split, n_per_level, seed, parsed["levels"], fmt=parsed["fmt"])
-
-
-# -- what went wrong: the first error of a solution, read against the spec --------------------------------------
-
-_EQUATION = re.compile(r"(\d+)\s*([+\-*/×x÷−])\s*(\d+)\s*=\s*(\d+)")
-_OPS = {"×": "*", "x": "*", "÷": "/", "−": "-"}
-KINDS = ("correct", "arithmetic", "plan", "no_answer")
-PLAN_KINDS = ("wrong_operation", "wrong_quantity", "unknown_number", "skipped_step", "stopped_early",
-              "extra_step", "wrong_final")
-
-
-def equations(text: str) -> list[tuple[int, str, int, int]]:
-    """The ``a op b = c`` equations a solution writes, in order."""
-    return [(int(a), _OPS.get(op, op), int(b), int(c)) for a, op, b, c in _EQUATION.findall(text)]
-
-
-def _same(e, g) -> bool:
-    """Same numbers and operation (either order for + and *)."""
-    if e[1] != g[1] or e[3] != g[3]:
-        return False
-    return (e[0], e[2]) == (g[0], g[2]) or (e[1] in "+*" and (e[0], e[2]) == (g[2], g[0]))
-
-
-def _operands(e) -> list[int]:
-    return sorted((e[0], e[2]))
-
-
-def _value(e) -> int | None:
-    """What an equation's left side really equals (None for a division with a remainder)."""
-    a, op, b, _ = e
-    try:
-        return apply(op, a, b)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def _later_literal(spec: dict, i: int, e) -> bool:
-    """Whether ``e`` does a later step's operation with that step's stated number (this step left out)."""
-    here = {x for x in spec["steps"][i][1:] if isinstance(x, int)}
-    for op, left, right in spec["steps"][i + 1:]:
-        for x in (left, right):
-            if isinstance(x, int) and op == e[1] and x in (e[0], e[2]) and x not in here:
-                return True
-    return False
-
-
-def _error(kind: str, detail: str | None, step: int | None, slip: bool = False) -> dict:
-    return {"kind": kind, "detail": detail, "step": step, "slip": slip}
-
-
-def classify(spec: dict, text: str, answer: str | None = None) -> dict:
-    """The first error of a solution against its spec.
-
-    The solution's equations are read in order against the gold steps; the first
-    one that does not give the gold step's value is the error. Returns
-    ``{"kind", "detail", "step", "slip"}``. ``kind`` is ``correct``, ``arithmetic``
-    (the right numbers and operation, or an equivalent set-up such as ``42 + 42``
-    for "twice 42", with a wrong result: a slip), ``plan`` (a set-up that cannot
-    give the gold value: the plan went wrong) or ``no_answer`` (no final-answer
-    line, every equation written so far right). ``detail`` refines a plan error:
-    ``wrong_operation`` (the gold step's numbers with another operation: "fewer"
-    read as "more"), ``wrong_quantity`` (the gold step's operation on a stated
-    number or an earlier result that is not the right one: a wrong quantity
-    carried), ``unknown_number`` (a number neither stated nor computed before),
-    ``skipped_step`` (a later gold step, or its operation on its stated number, done
-    instead), ``stopped_early`` (fewer
-    steps than the plan and a wrong answer), ``extra_step`` (all gold steps, then
-    more), ``wrong_final`` (all steps right, another final answer). ``slip`` marks
-    a plan error whose equation is also wrong as arithmetic. ``step`` is the
-    index of the gold step where the solution left the plan.
-    """
-    gold = gold_equations(spec)
-    reference = gold[-1][3]
-    answer = final_answer_line(text) if answer is None else answer
-    try:
-        value = float(str(answer).replace(",", "")) if answer is not None else None
-    except ValueError:
-        value = None
-    if value is not None and value == reference:
-        return _error("correct", None, None)
-    found = equations(text.split("Final answer")[0])
-    known = stated_numbers(spec)
-    for i, e in enumerate(found):
-        true = _value(e)
-        if i >= len(gold):
-            return _error("plan", "extra_step", len(gold) - 1, true != e[3])
-        g = gold[i]
-        if e[3] == g[3] and true == g[3]:  # the gold step, or an equivalent set-up
-            known.add(e[3])
-            continue
-        if true == g[3]:
-            return _error("arithmetic", f"{e[0]} {e[1]} {e[2]} = {e[3]}", i)
-        slip = true != e[3]
-        if any(_same(e, later) for later in gold[i + 1:]) or _later_literal(spec, i, e):
-            return _error("plan", "skipped_step", i, slip)
-        if _operands(e) == _operands(g) and e[1] != g[1]:
-            return _error("plan", "wrong_operation", i, slip)
-        if any(x not in known for x in (e[0], e[2])):
-            return _error("plan", "unknown_number", i, slip)
-        return _error("plan", "wrong_quantity" if e[1] == g[1] else "wrong_operation", i, slip)
-    if answer is None:
-        return _error("no_answer", None, min(len(found), len(gold) - 1))
-    if len(found) < len(gold):
-        return _error("plan", "stopped_early", len(found))
-    return _error("plan", "wrong_final", len(gold) - 1)
+    return _SUITE.from_spec(spec, split, n_per_level, seed)

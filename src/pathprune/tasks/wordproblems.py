@@ -30,14 +30,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from ..errors import PathpruneError
 from .problem import Problem
-from .splits import check_split, split_of, text_digest
-from .wordbase import DEFAULT_FORMAT, FORMATS, apply
+from .wordbase import DEFAULT_FORMAT, FORMATS, WordSuite, apply  # noqa: F401  (FORMATS: re-exported for callers)
 from .wordbase import NAMES as _NAMES
 from .wordbase import PRONOUN as _PRONOUN
 
 MAX_LEVEL = 5
+DEFAULT_LEVELS = (1, 2, 3)
 MAX_VALUE = 200
 _ITEMS = ("apples", "marbles", "stickers", "pencils", "stamps", "shells", "cards", "books")
 _THINGS = (("pen", "pens"), ("notebook", "notebooks"), ("cup", "cups"), ("ball", "balls"), ("toy car", "toy cars"))
@@ -165,7 +164,7 @@ TEMPLATES: dict[str, tuple[Step, ...]] = {
 }
 
 
-def _story(rng: random.Random, template: str, level: int) -> tuple[dict, str] | None:
+def _story(rng: random.Random, template: str, level: int) -> tuple[dict, str, dict] | None:
     people = rng.sample(_NAMES, 6)
     name = people[0]
     c = {"name": name, "P": name if rng.random() < 0.5 else _pron(name), "friend": people[1],
@@ -203,60 +202,28 @@ def _story(rng: random.Random, template: str, level: int) -> tuple[dict, str] | 
         "ages": f"How old is {people[level]}?",
     }[template]
     spec = {"template": template, "level": level, "start": start, "steps": steps}
-    return spec, " ".join(sentences + [question])
+    return spec, " ".join(sentences + [question]), {}  # no meta beyond the shared fields
+
+
+_SUITE = WordSuite(name="wordproblems", label="word-problem", family_word="template", id_prefix="wp",
+                   families=tuple(TEMPLATES), listed=tuple(sorted(TEMPLATES)), max_level=MAX_LEVEL,
+                   default_levels=DEFAULT_LEVELS, attempts=(200, 1000), story=_story, solve=solve)
 
 
 def check_args(levels, split: str | None = None, fmt: str = DEFAULT_FORMAT, templates=None) -> None:
-    bad = [x for x in levels if not 1 <= x <= MAX_LEVEL]
-    if bad or not levels:
-        raise PathpruneError(f"word-problem levels must lie in 1..{MAX_LEVEL}, got {list(levels)}",
-                             parameter="levels", value=levels)
-    if split is not None:
-        check_split(split)
-    if fmt not in FORMATS:
-        raise PathpruneError(f"unknown answer format {fmt!r}; choose from {sorted(FORMATS)}", parameter="format",
-                             value=fmt)
-    unknown = [t for t in templates or () if t not in TEMPLATES]
-    if unknown:
-        raise PathpruneError(f"unknown word-problem template {unknown[0]!r}; choose from {sorted(TEMPLATES)}",
-                             parameter="templates", value=unknown[0])
+    _SUITE.check_args(levels, split, fmt, templates)
 
 
 def generate(level: int, n: int, split: str = "test", seed: int = 0, templates: tuple[str, ...] | None = None,
              fmt: str = DEFAULT_FORMAT) -> list[Problem]:
     """``n`` distinct problems of one level (steps) and split, the templates drawn in turn."""
-    check_args([level], split, fmt, templates)
-    names = tuple(templates or TEMPLATES)
-    rng = random.Random(f"wordproblems:{seed}:{level}")
-    out: dict[str, Problem] = {}
-    for attempt in range(200 * n + 1000):
-        if len(out) == n:
-            break
-        template = names[len(out) % len(names)]
-        made = _story(rng, template, level)
-        if made is None:
-            continue
-        spec, text = made
-        if text in out or split_of(text) != split:
-            continue
-        answer = solve(spec)
-        out[text] = Problem(
-            id=f"wp-{template}-s{level}-{text_digest(text)}",
-            answer=str(answer),
-            answer_kind="math",
-            messages=({"role": "user", "content": f"{text}\n{FORMATS[fmt]}"},),
-            meta={"source": "wordproblems", "family": template, "difficulty": level, "split": split,
-                  "format": fmt, "question": text, "spec": spec},
-        )
-    return list(out.values())
+    return _SUITE.generate(level, n, split, seed, templates, fmt)
 
 
-def suite(split: str = "test", n_per_level: int = 20, seed: int = 0, levels=(1, 2, 3),
+def suite(split: str = "test", n_per_level: int = 20, seed: int = 0, levels=DEFAULT_LEVELS,
           templates: tuple[str, ...] | None = None, fmt: str = DEFAULT_FORMAT) -> list[Problem]:
     """``n_per_level`` problems for every level in ``levels``, interleaved so a prefix of the list mixes them."""
-    check_args(levels, split, fmt, templates)
-    per = [generate(level, n_per_level, split, seed, templates, fmt) for level in levels]
-    return [p for group in zip(*per) for p in group] + [p for group in per for p in group[min(map(len, per)):]]
+    return _SUITE.suite(split, n_per_level, seed, levels, templates, fmt)
 
 
 def parse_spec(spec: str) -> dict:
@@ -264,24 +231,11 @@ def parse_spec(spec: str) -> dict:
 
     ``reasoner[:LEVELS[:FORMAT]]`` names the worked-solution suite of :mod:`pathprune.tasks.reasoner`.
     """
-    parts = spec.split(":")
-    if parts[0] == "reasoner":
+    if spec.split(":")[0] == "reasoner":
         from .reasoner import parse_spec as parse_reasoner
 
         return parse_reasoner(spec)
-    if parts[0] != "wordproblems" or len(parts) > 3:
-        raise PathpruneError(f"expected wordproblems[:LEVELS[:FORMAT]], got {spec!r}", parameter="benchmark",
-                             value=spec)
-    levels: tuple[int, ...] = (1, 2, 3)
-    if len(parts) > 1 and parts[1]:
-        try:
-            levels = tuple(int(x) for x in parts[1].split(",") if x.strip())
-        except ValueError:
-            raise PathpruneError(f"word-problem levels must be comma-separated integers, got {parts[1]!r}",
-                                 parameter="benchmark", value=spec) from None
-    fmt = parts[2] if len(parts) > 2 else DEFAULT_FORMAT
-    check_args(levels, None, fmt)
-    return {"levels": levels, "fmt": fmt}
+    return _SUITE.parse_spec(spec)
 
 
 def is_spec(source: str | None) -> bool:
@@ -294,7 +248,4 @@ def from_spec(spec: str, split: str, n_per_level: int, seed: int) -> list[Proble
         from .reasoner import from_spec as reasoner_problems
 
         return reasoner_problems(spec, split, n_per_level, seed)
-    parsed = parse_spec(spec)
-    if n_per_level < 1:
-        raise PathpruneError(f"--per-level must be >= 1, got {n_per_level}", parameter="per_level", value=n_per_level)
-    return suite(split, n_per_level, seed, parsed["levels"], fmt=parsed["fmt"])
+    return _SUITE.from_spec(spec, split, n_per_level, seed)

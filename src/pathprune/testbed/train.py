@@ -27,7 +27,7 @@ _IDS = {w: i for i, w in enumerate(VOCAB)}
 
 @dataclass
 class PretrainConfig:
-    """Pre-training of the testbed model itself (the scorers trained on its labels: ``stop.training.TrainConfig``)."""
+    """Pre-training of the testbed model itself (the scorers trained on its labels: ``stop.scorer_training.TrainConfig``)."""
 
     steps: int = 2400
     batch_size: int = 48

@@ -9,7 +9,7 @@ what an external verifier sees and nothing of the generator's internal state, an
 prefix is re-encoded from scratch (the cost the signal charges).
 
 Training (``pathprune train --judge``) uses the same records as STOP (``read_labels``) and the
-same loop (:func:`pathprune.stop.training.fit`: soft binary cross-entropy against the Monte-Carlo
+same loop (:func:`pathprune.stop.scorer_training.fit`: soft binary cross-entropy against the Monte-Carlo
 label, validation on held-out problems every epoch, the epoch with the lowest validation MSE kept).
 
 Checkpoint directory (written atomically)::
@@ -32,7 +32,7 @@ from torch import nn
 from ...errors import PathpruneError
 from ...io.atomic import atomic_dir
 from ...stop.config import TRAINING_FILE, check_format, config_fields, model_name
-from ...stop.training import Trainee, TrainConfig, fit
+from ...stop.scorer_training import Trainee, TrainConfig, fit
 
 FORMAT_VERSION = 1
 KIND = "pathprune-judge"

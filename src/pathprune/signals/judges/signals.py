@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..engine.contract import CheckView, Signal
-from ..engine.registry import register_signal
-from ..errors import PathpruneError
+from ...engine.contract import CheckView, Signal
+from ...engine.registry import register_signal
+from ...errors import PathpruneError
 
 AGGREGATES = {"last": lambda r: r[-1], "min": min, "mean": lambda r: sum(r) / len(r),
               "prod": lambda r: float(torch.tensor(r, dtype=torch.float64).prod())}
@@ -57,7 +57,7 @@ def question_text(view: CheckView, problem_index: int) -> str:
     return view.requests[problem_index].question
 
 
-TESTBED_JUDGE = Path(__file__).resolve().parent / "judges" / "checkpoints" / "testbed"
+TESTBED_JUDGE = Path(__file__).resolve().parent / "checkpoints" / "testbed"
 
 
 @register_signal("prm")
@@ -80,14 +80,14 @@ class PrmSignal(Signal):
 
     def validate(self) -> None:
         """The PRM directory checked whole without loading its weights (config, headers, separator)."""
-        from .judges.prm import check_prm
+        from .prm import check_prm
 
         if self.path is None:
             raise PathpruneError("prm needs a PRM directory: --signal prm:DIR")
         check_prm(self.path, separator=self.separator)
 
     def model(self, device="cpu"):
-        from .judges.prm import load_prm
+        from .prm import load_prm
 
         if self.path is None:
             raise PathpruneError("prm needs a PRM directory: --signal prm:DIR")
@@ -96,7 +96,7 @@ class PrmSignal(Signal):
         return self._prm
 
     def inputs(self, view: CheckView) -> list[list[int]]:
-        from .judges.prm import split_steps
+        from .prm import split_steps
 
         prm = self.model(view.batch.device)
         return [prm.build_input(question_text(view, r.problem_index), split_steps(text, self.split))
@@ -122,12 +122,12 @@ class JudgeSignal(Signal):
 
     def validate(self) -> None:
         """The judge directory checked whole without loading it (config, backbone files, head shapes)."""
-        from .judges.retrain import check_judge
+        from .retrain import check_judge
 
         check_judge(self.path or TESTBED_JUDGE)
 
     def model(self, device="cpu"):
-        from .judges.retrain import load_judge
+        from .retrain import load_judge
 
         if self.path is None:  # the judge shipped for the testbed model (see docs/signals.md)
             self.path = TESTBED_JUDGE
@@ -137,7 +137,7 @@ class JudgeSignal(Signal):
 
     def texts(self, view: CheckView) -> list[str]:
         """What the judge reads: the generator's prompt ids and prefix, decoded (as in training)."""
-        from .judges.retrain import judge_text
+        from .retrain import judge_text
 
         prompts = {i: view.tokenizer.decode(list(r.prompt_ids), skip_special_tokens=True)
                    for i, r in enumerate(view.requests)}

@@ -1,4 +1,4 @@
-"""Reference signals that need no training: random, and mean log-probability (Type III)."""
+"""The reference that any signal must beat: random scores (no information, per-path reproducible)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import zlib
 import torch
 
 from ..engine.contract import CheckView, Signal
-from ..engine.features import mean_logprob
 from ..engine.registry import register_signal
 from ..errors import PathpruneError
 
@@ -34,18 +33,3 @@ class RandomSignal(Signal):
             key = f"{self.seed}:{view.seed}:{view.stage}:{problem_id}:{r.path_index}".encode()
             out.append(torch.rand((), generator=torch.Generator().manual_seed(zlib.crc32(key))).item())
         return torch.tensor(out)
-
-
-@register_signal("mean_logprob")
-class MeanLogprobSignal(Signal):
-    """Mean log-probability of the prefix's tokens (negative log-perplexity), from what Launch kept."""
-
-    name, source, learnable = "mean_logprob", "internal", False
-    needs = frozenset({"logprobs"})
-
-    def __init__(self, arg: str | None = None) -> None:
-        if arg:
-            raise PathpruneError("mean_logprob takes no argument")
-
-    def score(self, view: CheckView) -> torch.Tensor:
-        return torch.tensor([mean_logprob(r.logprobs) for r in view.records])
