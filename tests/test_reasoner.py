@@ -6,7 +6,7 @@ import pytest
 
 from pathprune.cli import main
 from pathprune.errors import PathpruneError
-from pathprune.tasks import grade, wordproblems
+from pathprune.tasks import grade, reasoner, wordproblems
 from pathprune.tasks.reasoner import (MAX_LEVEL, MAX_VALUE, THEMES, generate, gold_equations, parse_spec, solve,
                                       stated_numbers, step_values, suite)
 from pathprune.tasks.reasoner_errors import classify, equations
@@ -124,16 +124,19 @@ def test_classify_tells_slips_from_plan_errors():
 
 
 def test_spec_parsing_cli_and_errors():
-    assert wordproblems.is_spec("reasoner:1,2") and wordproblems.is_spec("wordproblems")
-    assert wordproblems.parse_spec("reasoner:1,2") == {"levels": (1, 2), "fmt": "final", "suite": "reasoner"}
+    from pathprune.evaluation.sources import generated_suite, load_problems
+
+    assert generated_suite("reasoner:1,2") is reasoner and generated_suite("wordproblems") is wordproblems
+    assert generated_suite("runs/reasoner.jsonl") is None and generated_suite(None) is None
+    assert parse_spec("reasoner:1,2") == {"levels": (1, 2), "fmt": "final", "suite": "reasoner"}
     assert parse_spec("reasoner")["levels"] == (1, 2, 3, 4, 5, 6)
-    problems = wordproblems.from_spec("reasoner:2,7", "validation", 4, 0)
+    problems = load_problems("reasoner:2,7", "validation", per_level=4)
     assert len(problems) == 8 and {p.meta["difficulty"] for p in problems} == {2, 7}
     assert all(p.meta["split"] == "validation" and p.meta["source"] == "reasoner" for p in problems)
     for bad, needle in [("reasoner:9", "levels must lie in 1..8"), ("reasoner:x", "comma-separated"),
                         ("reasoner:1:latex", "unknown answer format")]:
         with pytest.raises(PathpruneError, match=needle):
-            wordproblems.parse_spec(bad)
+            parse_spec(bad)
     with pytest.raises(PathpruneError, match="unknown reasoner theme"):
         generate(1, 3, "test", themes=("trains",))
 

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..errors import PathpruneError
-from ..tasks import load_benchmark, wordproblems
+from ..tasks import load_benchmark, reasoner, wordproblems
 from ..tasks.problem import Problem
 from ..testbed.problems import suite
 
@@ -30,6 +30,16 @@ def parse_levels(levels: str | Sequence[int] | None) -> tuple[int, ...] | None:
             raise PathpruneError(f"levels must be comma-separated integers, got {levels!r}",
                                  parameter="levels", value=levels) from None
     return tuple(int(x) for x in levels) or None
+
+
+GENERATED = {"wordproblems": wordproblems, "reasoner": reasoner}
+"""The generated suites by the first word of their spec; each module parses the rest (``parse_spec``) and
+makes the problems (``from_spec``)."""
+
+
+def generated_suite(source: str | None):
+    """The suite module a ``wordproblems[:…]`` / ``reasoner[:…]`` spec names, None for anything else."""
+    return GENERATED.get(source.split(":")[0]) if source else None
 
 
 def _nonempty(problems: list[Problem], what: str) -> list[Problem]:
@@ -50,8 +60,9 @@ def load_problems(source: str | None = None, split: str = "test", levels: str | 
     if exclude:
         kept = [p for p in load_problems(source, split, levels, per_level, None, seed) if p.id not in exclude]
         return _nonempty(kept[:limit] if limit else kept, f"{source or 'the testbed'} without the excluded problems")
-    if wordproblems.is_spec(source):
-        problems = wordproblems.from_spec(source, split, per_level, seed)
+    suite_module = generated_suite(source)
+    if suite_module is not None:
+        problems = suite_module.from_spec(source, split, per_level, seed)
         return _nonempty(problems[:limit] if limit else problems, f"--benchmark {source}")
     if source:
         return _nonempty(load_benchmark(source, limit=limit), f"--benchmark {source}")

@@ -227,25 +227,10 @@ def suite(split: str = "test", n_per_level: int = 20, seed: int = 0, levels=DEFA
 
 
 def parse_spec(spec: str) -> dict:
-    """``wordproblems[:LEVELS[:FORMAT]]`` → ``{"levels": (...), "fmt": ...}`` (one-line error otherwise).
-
-    ``reasoner[:LEVELS[:FORMAT]]`` names the worked-solution suite of :mod:`pathprune.tasks.reasoner`.
-    """
-    if spec.split(":")[0] == "reasoner":
-        from .reasoner import parse_spec as parse_reasoner
-
-        return parse_reasoner(spec)
+    """``wordproblems[:LEVELS[:FORMAT]]`` → ``{"levels": (...), "fmt": ...}`` (one-line error otherwise)."""
     return _SUITE.parse_spec(spec)
 
 
-def is_spec(source: str | None) -> bool:
-    return bool(source) and source.split(":")[0] in ("wordproblems", "reasoner")
-
-
 def from_spec(spec: str, split: str, n_per_level: int, seed: int) -> list[Problem]:
-    """Problems for a ``--benchmark wordproblems[:LEVELS[:FORMAT]]`` (or ``reasoner[:LEVELS[:FORMAT]]``) spec."""
-    if spec.split(":")[0] == "reasoner":
-        from .reasoner import from_spec as reasoner_problems
-
-        return reasoner_problems(spec, split, n_per_level, seed)
+    """Problems for a ``--benchmark wordproblems[:LEVELS[:FORMAT]]`` spec."""
     return _SUITE.from_spec(spec, split, n_per_level, seed)
