@@ -188,7 +188,8 @@ def _run_one(spec: str, seed: int, cfg: RLConfig, progress: Callable[[int], None
     from ..models import load_model
     from ..tasks.answers import extract_answer
     from ..tasks.grading import answers_equal
-    from .trl import RefitStop, pruned_rollout
+    from .stop_refit import RefitStop
+    from .trl import pruned_rollout
 
     torch.set_num_threads(cfg.threads)
     transformers.logging.disable_progress_bar()
