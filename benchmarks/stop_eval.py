@@ -116,7 +116,7 @@ def matches(ckpt: Path, cfg: StopConfig, tcfg: TrainConfig) -> bool:
     if not f.is_file() or not (ckpt / "history.json").is_file():  # history.json: training finished
         return False
     raw = json.loads(f.read_text())
-    saved = {**asdict(TrainConfig()), **read_training(ckpt, "stop_config.json").get("train", {})}
+    saved = {**asdict(TrainConfig()), **read_training(ckpt).get("train", {})}
     same_model = all(raw.get(k, getattr(StopConfig(), k)) == getattr(cfg, k)
                      for k in ("n_stop", "use_adapter", "rank", "distinct_tokens", "head_features"))
     return same_model and saved == asdict(tcfg)
@@ -197,7 +197,7 @@ def main():
         t0 = time.perf_counter()
         out = Path(args.work) / name.replace(" ", "_").replace("-", "")
         if args.reuse and matches(out, cfg, tcfg):
-            best = read_training(out, "stop_config.json")["best"]
+            best = read_training(out)["best"]
             best_epoch, seconds = best["epoch"], best.get("seconds")
         else:
             if encoded is None:

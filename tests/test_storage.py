@@ -3,17 +3,15 @@
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
 from pathprune.errors import PathpruneError
 from pathprune.io.atomic import atomic_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pathprune.signals.judges import JudgeConfig, judge_train_config
-from pathprune.stop.config import LEGACY_TRAINING_KEYS, StopConfig, model_name, read_training
+from pathprune.stop.config import StopConfig, model_name, read_training
 from pathprune.stop.scorer_training import TrainConfig
 
 STOP_DIR = Path(__file__).resolve().parent.parent / "src" / "pathprune" / "stop" / "checkpoints"
@@ -131,38 +129,16 @@ def test_stop_config_read_checks_version_and_keys():
         with pytest.raises(PathpruneError, match=message) as err:
             StopConfig.from_json(bad, "x/stop_config.json")
         assert "\n" not in str(err.value)
-    # the older layout carried the training record inside the config: still read
-    old = {**raw, "metrics": {"epoch": 3}, "train": {"lr": 0.001}, "train_records": 9, "history": [{"epoch": 1}]}
-    assert StopConfig.from_json(old) == StopConfig.from_json(raw)
+    # a training record belongs in training.json beside the config, never in it
+    with pytest.raises(PathpruneError, match="unknown keys history, metrics"):
+        StopConfig.from_json({**raw, "metrics": {"epoch": 3}, "history": [{"epoch": 1}]}, "x/stop_config.json")
 
 
 def test_shipped_checkpoints_keep_the_training_record_beside_the_config():
     for d in SHIPPED:
         name = "stop_config.json" if (d / "stop_config.json").is_file() else "judge_config.json"
         raw = json.loads((d / name).read_text())
-        assert not set(LEGACY_TRAINING_KEYS) & set(raw) and raw["base_model"] == "testbed"
-        training = read_training(d, name)
+        assert not {"metrics", "train", "history"} & set(raw) and raw["base_model"] == "testbed"
+        training = read_training(d)
         assert training["best"]["epoch"] >= 1 and training["train_records"] > 0
         # (no machine path in any shipped file: test_hygiene checks every tracked file)
-
-
-def test_a_checkpoint_of_the_older_layout_loads_and_scores_identically(tmp_path):
-    from pathprune.models import load_model
-    from pathprune.stop import load_stop
-
-    old = tmp_path / "old"
-    shutil.copytree(STOP_DIR / "testbed-lp", old)
-    training = json.loads((old / "training.json").read_text())
-    (old / "training.json").unlink()
-    raw = json.loads((old / "stop_config.json").read_text())
-    raw.pop("base_model")  # older files had no base_model either
-    best = training.pop("best")
-    (old / "stop_config.json").write_text(json.dumps({**raw, "metrics": best, **training}))
-    assert read_training(old, "stop_config.json") == {**training, "best": best}
-    model, tok = load_model("testbed")
-    ids = [tok("C 2 + 3 * 4 - 1 =").input_ids + [5, 6, 7]]
-    lp = [[-0.1, -0.5, -0.2]]
-    new_scores = load_stop(model, STOP_DIR / "testbed-lp").score_ids(ids, tok.pad_token_id, logprobs=lp)
-    fresh, _ = load_model("testbed")
-    old_scores = load_stop(fresh, old).score_ids(ids, tok.pad_token_id, logprobs=lp)
-    assert torch.equal(new_scores, old_scores)

@@ -3,8 +3,7 @@ guards checkpoints.
 
 A checkpoint's ``stop_config.json`` holds ``format_version`` and the :class:`StopConfig` fields, nothing
 else; how the module was trained (settings, record counts, the kept epoch's validation metrics, every
-epoch's history) lives beside it in :data:`TRAINING_FILE`. Older files carried that record inside the
-config: they are still read (:data:`LEGACY_TRAINING_KEYS`).
+epoch's history) lives beside it in :data:`TRAINING_FILE`.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ FORMAT_VERSION = 1
 TRAINING_FILE = "training.json"
 """Beside a checkpoint's config: how it was trained. Never read to score."""
 
-LEGACY_TRAINING_KEYS = ("metrics", "train", "train_records", "val_records", "history", "imported_from")
-"""Training-record keys that configs written before :data:`TRAINING_FILE` existed carry (STOP and judge)."""
 
 
 HEAD_FEATURES = ("mean_logprob", "min_logprob")
@@ -108,27 +105,19 @@ def check_format(raw: dict, where: str | Path, current: int) -> None:
 
 
 def config_fields(cls, raw: dict, where: str | Path, ignore: tuple[str, ...] = ()) -> dict:
-    """The dataclass ``cls``'s fields from a config file's ``raw`` content. Training-record keys of the
-    older layout are skipped (:func:`read_training` reads them); any other unknown key is an error."""
+    """The dataclass ``cls``'s fields from a config file's ``raw`` content; an unknown key is an error."""
     names = {f.name for f in fields(cls)}
-    unknown = sorted(k for k in raw if k not in names and k not in ignore and k not in LEGACY_TRAINING_KEYS)
+    unknown = sorted(k for k in raw if k not in names and k not in ignore)
     if unknown:
         raise PathpruneError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                              f"(known: {', '.join(sorted(names))})")
     return {k: v for k, v in raw.items() if k in names}
 
 
-def read_training(directory: str | Path, config_file: str) -> dict:
-    """A checkpoint's training record: :data:`TRAINING_FILE`, else (older layout) the record keys inside
-    its ``config_file``, the kept epoch's metrics under ``best``; ``{}`` when neither has one."""
-    directory = Path(directory)
-    if (directory / TRAINING_FILE).is_file():
-        return json.loads((directory / TRAINING_FILE).read_text())
-    raw = json.loads((directory / config_file).read_text())
-    record = {k: raw[k] for k in LEGACY_TRAINING_KEYS if k in raw}
-    if "metrics" in record:
-        record["best"] = record.pop("metrics")
-    return record
+def read_training(directory: str | Path) -> dict:
+    """A checkpoint's training record (:data:`TRAINING_FILE`); ``{}`` when it has none."""
+    file = Path(directory) / TRAINING_FILE
+    return json.loads(file.read_text()) if file.is_file() else {}
 
 
 def model_name(spec) -> str:
