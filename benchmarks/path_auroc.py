@@ -2,44 +2,23 @@
 
     python benchmarks/path_auroc.py runs/reasoner/eval --out docs/smollm2-reasoner-path-auroc.json
 
-An eval run scores every launched path at each checkpoint L and then finishes it, so each score can be set
-against whether that path ended right: the question top-k pruning asks inside one problem. Problems whose
-paths all end right or all wrong are skipped (their AUROC is undefined); paths that ended before L carry no
-score at L and are left out. The 95 % interval resamples problems (1,000 draws, seed 0).
+The numbers are :func:`pathprune.evaluation.outcomes.outcome_auroc` at every checkpoint of the run (the eval
+report carries the main one): problems whose live paths all end right or all wrong are skipped, paths that ended
+before L carry no score, the 95 % interval resamples problems (``--boot`` draws, seed 0), and the prefix ceiling
+(runs that recorded token ids) is the best any scorer of the first L tokens could reach.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pathprune.stats import within_problem_auroc  # noqa: E402
-
-
-def per_problem(paths: list[dict], signal: str, cut: str) -> dict[str, tuple[list[float], list[int]]]:
-    out: dict[str, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
-    for p in paths:
-        entry = p["signals"].get(signal, {}).get(cut)
-        if entry is not None:
-            out[p["unit_id"]][0].append(entry[0])
-            out[p["unit_id"]][1].append(int(p["correct"]))
-    return out
-
-
-def within(groups: dict, keys: list[str]) -> float | None:
-    scores, labels, ids = [], [], []
-    for j, k in enumerate(keys):
-        s, y = groups[k]
-        scores += s
-        labels += y
-        ids += [j] * len(s)
-    return within_problem_auroc(scores, labels, ids)
+from pathprune.evaluation.outcomes import outcome_auroc  # noqa: E402
+from pathprune.evaluation.runs import read_run  # noqa: E402
 
 
 def main() -> None:
@@ -48,27 +27,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
-    if not (args.run / "paths.jsonl").is_file():
-        raise SystemExit(f"{args.run}: no paths.jsonl (expected a `pathprune eval` run directory)")
-    paths = [json.loads(line) for line in (args.run / "paths.jsonl").read_text().splitlines() if line.strip()]
-    if not paths:
-        raise SystemExit(f"{args.run}/paths.jsonl holds no paths")
-    signals = list(paths[0]["signals"])
-    cuts = sorted({c for p in paths for s in p["signals"].values() for c in s}, key=int)
-    rows = []
-    for cut in cuts:
-        for signal in signals:
-            groups = per_problem(paths, signal, cut)
-            keys = [k for k, (_, y) in groups.items() if 0 < sum(y) < len(y)]
-            rng = random.Random(0)
-            draws = sorted(v for v in (within(groups, rng.choices(keys, k=len(keys))) for _ in range(args.boot))
-                           if v is not None)
-            rows.append({"signal": signal, "prefix": int(cut), "problems": len(keys),
-                         "within_auroc": within(groups, keys),
-                         "ci95": [draws[int(0.025 * len(draws))], draws[int(0.975 * len(draws)) - 1]]})
-            r = rows[-1]
-            print(f"L={cut:>4} {signal:<44} within-problem AUROC {r['within_auroc']:.3f} "
-                  f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] over {r['problems']} problems")
+    cfg, units, paths = read_run(args.run)
+    rows = [r for L in cfg.prefixes for r in outcome_auroc(units, paths, list(cfg.signals), L, n_boot=args.boot)]
+    for r in rows:
+        a, (lo, hi) = r["within_auroc"], r["ci95"]
+        text = "–" if a is None else f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
+        print(f"L={r['prefix']:>4} {r['signal']:<44} within-problem AUROC {text} over {r['problems']} problems")
     if args.out:
         args.out.write_text(json.dumps({"run": str(args.run), "rows": rows}, indent=1) + "\n")
 

@@ -178,3 +178,32 @@ def test_law_check_on_a_run_by_hand(tmp_path, capsys):
     assert main(["law", "recommend", "--budget", "35", "--prefix", "10", "--task-length", "25",
                  "--run", str(tmp_path)]) == 2
     assert "not an evaluation run directory" in capsys.readouterr().err
+
+
+def test_outcome_auroc_and_the_prefix_ceiling_against_a_hand_count():
+    """Two problems. A: four live paths at L = 2, prefixes (1,2) ×2 and (3,4) ×2, outcomes right/wrong and
+    right/right; B: three live paths, one prefix, one ended before L (no score). Signal s scores A's paths
+    0.9, 0.1, 0.5, 0.6: A has 3 right, 1 wrong (the wrong one scored 0.1, below all): AUROC 1.0. Ceiling on
+    A: groups (1,2) share 0.5 for both its paths, (3,4) share 1.0: the wrong path (0.5) ties its right partner
+    and is below the two others: (1 + 1 + 0.5) / 3 = 5/6. B: its two live paths share one prefix (ceiling 0.5)
+    and s ranks the right one lower (AUROC 0)."""
+    from pathprune.evaluation.outcomes import CEILING, outcome_auroc
+
+    def path(ids, correct, score):
+        return {"token_ids": ids, "correct": correct, "signals": {} if score is None else {"s": {"2": [score]}}}
+
+    units = [{"unit_id": "A@0", "problem_id": "A"}, {"unit_id": "B@0", "problem_id": "B"}]
+    paths = {"A@0": [path([1, 2, 5], True, 0.9), path([1, 2, 6], False, 0.1), path([3, 4, 7], True, 0.5),
+                     path([3, 4, 8], True, 0.6)],
+             "B@0": [path([5, 5, 1], True, 0.2), path([5, 5, 2], False, 0.7), path([9], True, None)]}
+    rows = {r["signal"]: r for r in outcome_auroc(units, paths, ["s"], 2, n_boot=200)}
+    assert rows["s"]["problems"] == 2 and rows["s"]["within_auroc"] == pytest.approx((1.0 + 0.0) / 2)
+    assert rows[CEILING]["within_auroc"] == pytest.approx((5 / 6 + 0.5) / 2)
+    assert rows["s"]["share_of_ceiling"] == pytest.approx((0.5 - 0.5) / ((5 / 6 + 0.5) / 2 - 0.5))
+    lo, hi = rows["s"]["ci95"]
+    assert lo <= rows["s"]["within_auroc"] <= hi and lo >= 0.0 and hi <= 1.0
+    # a run without token ids has no ceiling (older run directories)
+    for ps in paths.values():
+        for p in ps:
+            del p["token_ids"]
+    assert [r["signal"] for r in outcome_auroc(units, paths, ["s"], 2, n_boot=50)] == ["s"]

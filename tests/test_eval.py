@@ -120,6 +120,16 @@ def test_eval_cli_reports_resumes_and_rebuilds(tmp_path):
     assert html.count("data:image/png;base64,") == 3 and "stop (IV)" in html
     md = (out / "report.md").read_text()
     assert "| testbed | testbed-chain (3) |" in md and "![accuracy_vs_tokens](accuracy_vs_tokens.png)" in md
+    # every signal against its paths' outcomes at both cuts, and the prefix ceiling, which no signal exceeds
+    outcome = summary["outcome_auroc"]
+    assert {(r["signal"], r["prefix"]) for r in outcome} == {(s, L) for s in ("random", "mean_logprob", "stop",
+                                                                             "prefix ceiling") for L in (12, 20)}
+    for L in (12, 20):
+        at = {r["signal"]: r for r in outcome if r["prefix"] == L}
+        assert all(r["within_auroc"] <= at["prefix ceiling"]["within_auroc"] + 1e-9 for r in at.values()
+                   if r["within_auroc"] is not None)
+    assert "Within-problem AUROC against the paths' own outcomes (L = 12" in md and "| prefix ceiling | – |" in md
+    assert all(p["token_ids"] and len(p["token_ids"]) == p["tokens"] for p in paths)
 
     # a killed run: drop the last unit and tear the paths file; the rerun completes it exactly once
     (out / "problems.jsonl").write_text("".join(json.dumps(u) + "\n" for u in units[:-1]))

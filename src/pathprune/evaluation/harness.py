@@ -136,6 +136,6 @@ class SharedLaunch:
                     "problem_id": problem.id, "path_index": rec.path_index, "tokens": len(rec.tokens),
                     "finished": rec.finished, "answer": answer,
                     "correct": answers_equal(problem.answer, answer, problem.answer_kind),
-                    "signals": scored.get((i, rec.path_index), {}), "text": text})
+                    "signals": scored.get((i, rec.path_index), {}), "text": text, "token_ids": list(rec.tokens)})
             logs.append(log)
         return logs

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..io.atomic import write_json_atomic, write_text_atomic
 from .budget import equal_budget, worst_problems
 from .offline import Setting
+from .outcomes import CEILING, outcome_auroc
 from .runs import EvalConfig, read_run
 from .summary import paired_gain, signal_quality, summarise
 
@@ -230,6 +231,17 @@ def comparison_tables(cfg: EvalConfig, units: list[dict], paths: dict, n_boot: i
     return out
 
 
+def outcome_table(cfg: EvalConfig, rows: list[dict]) -> tuple[str, str]:
+    """Every signal's within-problem AUROC against its paths' outcomes at the main L, and the prefix ceiling."""
+    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    body = [[r["signal"], "–" if r["signal"] == CEILING else signal_type(r["signal"]), str(r["problems"]),
+             f"{fmt(r['within_auroc'])} [{fmt(r['ci95'][0])}, {fmt(r['ci95'][1])}]",
+             "–" if r.get("share_of_ceiling") is None else f"{100 * r['share_of_ceiling']:.0f} %"] for r in rows]
+    return (f"Within-problem AUROC against the paths' own outcomes (L = {cfg.prefixes[0]}; share: of the prefix "
+            "ceiling's gain over chance)",
+            _md_table(["signal", "type", "problems", "AUROC [95 % CI]", "share of ceiling"], body))
+
+
 def budget_tables(cfg: EvalConfig, rows: list[dict], budget: dict, worst: list[dict]) -> list[tuple[str, str]]:
     """Pruning against self-consistency at equal tokens, the self-consistency curve, the worst problems."""
     L = cfg.prefixes[0]
@@ -288,8 +300,10 @@ def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
         if row["label"] in budget["settings"]:
             row["vs_sc"] = budget["settings"][row["label"]]
     worst = worst_problems(units, paths, cfg.signals, cfg.prefixes[0], cfg.keeps[0])
+    outcomes = {L: outcome_auroc(units, paths, list(cfg.signals), L, n_boot=n_boot) for L in cfg.prefixes}
     write_json_atomic(run_dir / "summary.json", {"config": cfg.__dict__, "rows": rows, "by_dataset": by_dataset,
                                                  "self_consistency": budget["self_consistency"],
+                                                 "outcome_auroc": [r for L in cfg.prefixes for r in outcomes[L]],
                                                  "worst_problems": worst})
     images = figures(cfg, rows, run_dir, budget["self_consistency"])
     main = paper_table(cfg, by_dataset)
@@ -298,7 +312,8 @@ def build_report(run_dir: str | Path, n_boot: int = 1000) -> Report:
     sections = [("Main table", main), ("All signals at the main setting", detail)]
     extra = comparison_tables(cfg, units, paths, n_boot)
     budget_sections = budget_tables(cfg, rows, budget, worst)
-    sections += budget_sections[:2] + extra + budget_sections[2:]  # the worst problems close the report
+    sections += budget_sections[:2] + [outcome_table(cfg, outcomes[cfg.prefixes[0]])] + extra + budget_sections[2:]
+    # (the worst problems close the report)
     markdown = "\n\n".join([f"# {title}"] + [f"## {h}\n\n{t}" for h, t in sections] + ["## Figures"]
                            + [f"![{p.stem}]({p.name})" for p in images]) + "\n"
     write_text_atomic(run_dir / "report.md", markdown)
