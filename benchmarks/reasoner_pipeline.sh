@@ -38,16 +38,17 @@ label() {  # split, problems per level, directory
 stage label-train label train $TRAIN labels-train     # 200 new problems per level (SMALL: 2)
 stage label-validation label validation $VAL labels-validation
 # STOP with pathprune train's recipe (lr 1e-3, batch 16, clip 1.0, >= MIN_STEPS steps), stop_lp, soft/hard
-# labels, adapter/none, K = 4 of 8 rollouts, 1 vs 4 [STOP] tokens; epochs kept by validation MSE (official)
+# labels, adapter/none, K = 4 of 8 rollouts, 1 vs 4 [STOP] tokens, the learning curve (25 / 50 % of the
+# training problems); epochs kept by validation MSE (official)
 stage stop $BIN/python benchmarks/stop_eval.py --model $MODEL --train "$OUT/labels-train" \
   --val "$OUT/labels-validation" --lr 1e-3 --batch-size 16 --max-grad-norm 1.0 --min-steps $MIN_STEPS \
-  --epochs 10 --sweep "$SWEEP" --sweep-epochs 10 --label-ks $KS --work "$OUT/stop" --reuse \
+  --epochs 10 --sweep "$SWEEP" --sweep-epochs 10 --label-ks $KS --label-shares 25,50 --work "$OUT/stop" --reuse \
   --out "$OUT/stop-eval.json"
 W=$OUT/stop
 SIGNALS="random,mean_logprob,conf_lowest,neg_entropy,stop:$W/stop,stop_lp:$W/stop_lp"
 SIGNALS+=",stop:$W/stop_hardlabels,stop:$W/stop_noadapter"
 for k in ${KS//,/ }; do SIGNALS+=",stop:$W/stop_labelk_$k"; done
-SIGNALS+=",stop:$W/stop_stoptokens_1"
+SIGNALS+=",stop:$W/stop_stoptokens_1,stop:$W/stop_labelshare_25,stop:$W/stop_labelshare_50"
 # test problems, N paths, checked at L = CUT, k kept; every signal scores the same paths
 stage eval $BIN/pathprune eval --out "$OUT/eval" --model $MODEL --benchmark $SPEC --testbed-split test \
   --per-level $TEST --n $N --prefix $CUT --keep $KEEP --temperature 0.7 --max-new-tokens 192 \

@@ -38,6 +38,7 @@ import random
 import shutil
 import sys
 import time
+import zlib
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -110,6 +111,14 @@ def kind_auroc(scores, records, kinds, kind):
                                 [records[i]["problem_id"] for i in keep])
 
 
+def problem_share(records: list[dict], share: float) -> list[int]:
+    """Indices of the records of a nested ``share`` of their problems (ordered by a hash of the problem id, so
+    25 % is inside 50 %, which is inside 100 %)."""
+    problems = sorted({r["problem_id"] for r in records}, key=lambda p: zlib.crc32(str(p).encode()))
+    chosen = set(problems[:max(1, round(share * len(problems)))])
+    return [i for i, r in enumerate(records) if r["problem_id"] in chosen]
+
+
 def matches(ckpt: Path, cfg: StopConfig, tcfg: TrainConfig) -> bool:
     """A finished checkpoint in ``ckpt`` trained with exactly these settings (older files: defaults)."""
     f = ckpt / "stop_config.json"
@@ -145,6 +154,8 @@ def main():
     ap.add_argument("--select", default="mse", help="mse (official) | within_auroc")
     ap.add_argument("--max-grad-norm", type=float, default=None, help="clip the gradient norm (e.g. 1.0)")
     ap.add_argument("--min-steps", type=int, default=0, help="at least this many optimiser steps per variant")
+    ap.add_argument("--label-shares", default="", help="learning curve: variants 'stop --label-share P' trained on "
+                    "the training labels of a nested P %% of the training problems (e.g. 25,50)")
     ap.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps")
     ap.add_argument("--sweep", default="1,2,4,6,8", help="n_stop sweep ('' to skip it)")
     ap.add_argument("--label-ks", default="", help="K study: variants 'stop --label-k K' trained on the first K "
@@ -187,6 +198,8 @@ def main():
                  for k in map(int, filter(None, args.label_ks.split(",")))]
     variants += [(f"stop --stop-tokens {n}", StopConfig(n_stop=n), replace(main_t, epochs=args.sweep_epochs))
                  for n in map(int, filter(None, args.sweep.split(",")))]
+    shares = {f"stop --label-share {p}": int(p) / 100 for p in filter(None, args.label_shares.split(","))}
+    variants += [(name, StopConfig(), main_t) for name in shares]
     if args.variants is not None:
         wanted = [v.strip() for v in args.variants.split(",")]
         unknown = set(wanted) - {name for name, _, _ in variants}
@@ -204,7 +217,9 @@ def main():
                 encoded = tuple(encode_prefixes(model, [r["prefix_token_ids"] for r in recs], tok.pad_token_id)
                                 for recs in (train, val))
             fresh, _ = load_model(args.model)  # each variant attaches its own adapter to a fresh base model
-            trained = train_stop(fresh, tok, train, val, cfg, tcfg, out, encoded=encoded)
+            rows_of = problem_share(train, shares.get(name, 1.0))
+            trained = train_stop(fresh, tok, [train[i] for i in rows_of], val, cfg, tcfg, out,
+                                 encoded=([encoded[0][i] for i in rows_of], encoded[1]))
             (out / "history.json").write_text(json.dumps(trained["history"], indent=1))
             best_epoch, seconds = trained["best"]["epoch"], round(time.perf_counter() - t0, 1)
         module = load_stop(load_model(args.model)[0], out)
