@@ -76,7 +76,15 @@ def bootstrap_gain(a, b, records, n_boot=1000, seed=0):
         if wa is not None and wb is not None:
             gains.append(wa - wb)
     gains.sort()
+    if not gains:  # no resample holds a problem with prefixes on both sides of 0.5
+        return None, None
     return gains[int(0.025 * len(gains))], gains[int(0.975 * len(gains)) - 1]
+
+
+def num(x, spec: str) -> str:
+    """``x`` formatted, or a dash of the same width where it is undefined (None)."""
+    width = spec.split(".")[0].lstrip(">+")
+    return format(x, spec) if x is not None else format("-", f">{width}")
 
 
 def error_kinds(records, tok, split="validation", per_level=15, seed=0):
@@ -241,10 +249,10 @@ def main():
     gains[f"{shipped[1]} - {shipped[0]}"] = bootstrap_gain(scores[shipped[1]], scores[shipped[0]], report)
     print(f"\n{'signal':<24} {'AUROC':>7} {'within':>7} {'MSE':>7} {'Brier':>7} {'ECE':>6}")
     for name, r in rows.items():
-        print(f"{name:<24} {r['auroc']:>7.3f} {r['within_auroc']:>7.3f} {r['mse']:>7.4f} {r['brier']:>7.4f} "
-              f"{r['ece']:>6.3f}")
+        print(f"{name:<24} {num(r['auroc'], '>7.3f')} {num(r['within_auroc'], '>7.3f')} {r['mse']:>7.4f} "
+              f"{r['brier']:>7.4f} {r['ece']:>6.3f}")
     for pair, (lo, hi) in gains.items():
-        print(f"within-problem AUROC gain {pair}: 95% CI [{lo:+.3f}, {hi:+.3f}]")
+        print(f"within-problem AUROC gain {pair}: 95% CI [{num(lo, '+.3f')}, {num(hi, '+.3f')}]")
     kinds = error_kinds(report, tok, *((args.test_split,) if args.test else ()))
     counts = {k: kinds.count(k) for k in ("clean", *KINDS, None)}
     per_kind = {name: {k: kind_auroc(s, report, kinds, k) for k in KINDS} for name, s in scores.items()}
@@ -252,7 +260,8 @@ def main():
     print(f"{'signal':<24} " + " ".join(f"{k:>9}" for k in KINDS))
     for name, r in per_kind.items():
         print(f"{name:<24} " + " ".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in r.values()))
-    settings = {k: getattr(args, k) for k in ("model", "label_ks", "epochs", "batch_size", "sweep_epochs", "lr",
+    settings = {k: getattr(args, k) for k in ("model", "label_ks", "label_shares", "epochs", "batch_size",
+                                              "sweep_epochs", "lr", "min_steps", "warmup_steps",
                                               "weight_decay", "loss", "rank_weight",
                                               "select", "sweep", "max_grad_norm", "ship_variant", "ship_lp_variant")}
     Path(args.out).write_text(json.dumps({"settings": settings, "train_prefixes": len(train),
