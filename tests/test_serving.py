@@ -322,9 +322,14 @@ def test_full_queue_answers_429_and_recovers(server, client):
         waiting = [in_background(post, server, "/v1/completions", {**body, "seed": i}) for i in range(4)]
         queued(server, 4)  # the queue holds 4
         rejected = [post(server, "/v1/completions", {**body, "seed": 9}) for _ in range(2)]
+        # refused before the body is read: an invalid body, or one far over the size limit, gets the 429 too
+        rejected.append(post(server, "/classify", {"model": "testbed", "input": "not a list"}))
+        rejected.append(post(server, "/v1/completions", {"model": "testbed", "prompt": "C 1 " * 20000}))
+        assert post(server, "/v1/completions", {"model": "testbed"}).status_code == 429
+        assert healthy(server)  # status endpoints still answer
     for t, _ in waiting:
         t.join()
-    assert [r.status_code for r in rejected] == [429, 429]
+    assert [r.status_code for r in rejected] == [429, 429, 429, 429]
     assert rejected[0].headers["retry-after"] == "1" and "busy" in rejected[0].json()["error"]["message"]
     assert [out["value"].status_code for _, out in waiting] == [200] * 4
     assert {out["value"].json()["pathprune"]["batch_requests"] for _, out in waiting} == {4}

@@ -18,7 +18,7 @@ from ..engine.schedule import Schedule
 from .config import ServerConfig
 from .errors import install_error_handlers
 from .metrics import Metrics
-from .middleware import BodyLimit, RequestMetrics
+from .middleware import BodyLimit, LoadShed, RequestMetrics
 from .routes import ROUTERS
 from .runner import ModelRunner
 from .scheduler import Scheduler
@@ -51,5 +51,6 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts the 413s too
+    app.add_middleware(LoadShed, scheduler=scheduler)  # before the body is read
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts the 413s and 429s too
     return app
