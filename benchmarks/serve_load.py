@@ -8,6 +8,11 @@ shared each launch batch. The same load runs with cross-request batching on and 
 
     python benchmarks/serve_load.py --clients 32 --duration 60
     python benchmarks/serve_load.py --clients 16 --duration 30 --out runs/serve_load.json
+
+Overload: clients that honour ``Retry-After`` (a 429 makes the client wait, then send again), at the queue's
+size and at 4x it; goodput is answered requests per second:
+
+    python benchmarks/serve_load.py --clients 16,64 --max-queue 16 --retry-after --batching 16 --duration 30
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ import httpx2
 from pathprune.testbed import generate
 
 
-def start_server(max_batch_requests: int, threads: int, max_queue: int) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "pathprune", "serve", "--port", "0", "--threads", str(threads),
+def start_server(max_batch_requests: int, threads: int, max_queue: int, backend: str) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "pathprune", "serve", "--port", "0", "--threads", str(threads), "--backend", backend,
            "--max-batch-requests", str(max_batch_requests), "--max-queue", str(max_queue), "--log-level", "info"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # no access log
     for line in proc.stderr:
@@ -42,7 +47,7 @@ def start_server(max_batch_requests: int, threads: int, max_queue: int) -> tuple
 
 
 async def client_loop(http: httpx2.AsyncClient, url: str, prompts: list[str], until: float, rng: random.Random,
-                      paths: int, records: list[dict]) -> None:
+                      paths: int, records: list[dict], retry_after: bool = False) -> None:
     while time.monotonic() < until:
         body = {"model": "testbed", "prompt": rng.choice(prompts), "seed": rng.randrange(2**31), "paths": paths}
         start = time.monotonic()
@@ -57,9 +62,11 @@ async def client_loop(http: httpx2.AsyncClient, url: str, prompts: list[str], un
         except httpx2.HTTPError as err:
             rec = {"status": type(err).__name__, "latency": time.monotonic() - start}
         records.append(rec)
+        if retry_after and rec["status"] == 429:  # a well-behaved client waits as told before its next request
+            await asyncio.sleep(float(r.headers.get("retry-after", "1")))
 
 
-async def load(url: str, clients: int, duration: float, paths: int, seed: int) -> dict:
+async def load(url: str, clients: int, duration: float, paths: int, seed: int, retry_after: bool = False) -> dict:
     prompts = [p.prompt for fam, level in (("chain", 6), ("chain", 8), ("list", 5), ("list", 7))
                for p in generate(fam, level, 25, "test", seed)]
     records: list[dict] = []
@@ -67,8 +74,8 @@ async def load(url: str, clients: int, duration: float, paths: int, seed: int) -
         await http.post(f"{url}/v1/completions", json={"model": "testbed", "prompt": prompts[0]})  # warm-up
         start = time.monotonic()
         until = start + duration
-        await asyncio.gather(*(client_loop(http, url, prompts, until, random.Random(seed * 1000 + i), paths, records)
-                               for i in range(clients)))
+        await asyncio.gather(*(client_loop(http, url, prompts, until, random.Random(seed * 1000 + i), paths, records,
+                                           retry_after) for i in range(clients)))
         wall = time.monotonic() - start
     ok = [r for r in records if r["status"] == 200]
     lat = sorted(r["latency"] for r in ok)
@@ -91,7 +98,10 @@ async def load(url: str, clients: int, duration: float, paths: int, seed: int) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--clients", default="32", help="Concurrent clients; a comma list runs each in turn.")
+    ap.add_argument("--max-queue", type=int, default=None, help="The server's queue (default max(64, 2 x clients)).")
+    ap.add_argument("--retry-after", action="store_true", help="Clients honour Retry-After on 429 (overload runs).")
+    ap.add_argument("--backend", default="transformers", help="The server's backend (transformers | vllm).")
     ap.add_argument("--duration", type=float, default=60.0, help="Seconds of load per configuration.")
     ap.add_argument("--paths", type=int, default=8, help="N per request (server default schedule 16:4).")
     ap.add_argument("--threads", type=int, default=1, help="Torch threads of the server's worker.")
@@ -101,23 +111,28 @@ def main() -> None:
     args = ap.parse_args()
 
     rows = []
-    for mbr in (int(x) for x in args.batching.split(",")):
-        proc, url = start_server(mbr, args.threads, max_queue=max(64, 2 * args.clients))
-        try:
-            res = asyncio.run(load(url, args.clients, args.duration, args.paths, args.seed))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        rows.append({"max_batch_requests": mbr, **res})
-        print(json.dumps(rows[-1]), flush=True)
+    for clients in (int(x) for x in args.clients.split(",")):
+        for mbr in (int(x) for x in args.batching.split(",")):
+            queue = args.max_queue or max(64, 2 * clients)
+            proc, url = start_server(mbr, args.threads, queue, args.backend)
+            try:
+                res = asyncio.run(load(url, clients, args.duration, args.paths, args.seed, args.retry_after))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            rows.append({"clients": clients, "max_queue": queue, "max_batch_requests": mbr, **res})
+            print(json.dumps(rows[-1]), flush=True)
 
-    print(f"\n{args.clients} clients x {args.duration:g} s, N={args.paths}, schedule 16:4, signal stop, testbed\n")
-    print("| max_batch_requests | requests ok | errors | req/s | generated tok/s | p50 s | p95 s | mean batch |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\n{args.duration:g} s per row, N={args.paths}, schedule 16:4, signal stop, testbed, {args.backend}"
+          + (", clients honour Retry-After" if args.retry_after else "") + "\n")
+    print("| clients | queue | max_batch_requests | requests ok | errors | req/s | generated tok/s | p50 s | p95 s "
+          "| mean batch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         errs = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
-        print(f"| {r['max_batch_requests']} | {r['ok']} | {errs} | {r['req_per_s']} | {r['generated_tok_per_s']} | "
-              f"{r['p50_s']} | {r['p95_s']} | {r['mean_batch_requests']} |")
+        print(f"| {r['clients']} | {r['max_queue']} | {r['max_batch_requests']} | {r['ok']} | {errs} | "
+              f"{r['req_per_s']} | {r['generated_tok_per_s']} | {r['p50_s']} | {r['p95_s']} | "
+              f"{r['mean_batch_requests']} |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"args": vars(args), "rows": rows}, f, indent=2)
