@@ -25,7 +25,7 @@ import re
 import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -50,8 +50,8 @@ def free_port() -> int:
 
 
 def start(cmd: list[str], url: str, timeout: float = 600) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # never block on the pipe
+    log = open(Path(tempfile.gettempdir()) / f"serve_vs_vllm-{cmd[2].split('.')[-1]}.log", "w")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)  # its log, for a failure
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -90,6 +90,8 @@ async def client(http, url: str, kind: str, problems, until: float, rng: random.
             data = r.json() if r.status_code == 200 else None
         except httpx2.HTTPError as err:
             records.append({"status": type(err).__name__})
+            if isinstance(err, httpx2.ConnectError):  # the server is gone: stop instead of spinning
+                return
             continue
         rec = {"status": r.status_code, "latency": time.monotonic() - start}
         if data:
