@@ -52,6 +52,7 @@ def free_port() -> int:
 def start(cmd: list[str], url: str, timeout: float = 600) -> subprocess.Popen:
     log = open(Path(tempfile.gettempdir()) / f"serve_vs_vllm-{cmd[2].split('.')[-1]}.log", "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)  # its log, for a failure
+    log.close()  # the child holds its own handle
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

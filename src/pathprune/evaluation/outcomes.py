@@ -25,23 +25,23 @@ from .summary import ByProblem
 CEILING = "prefix ceiling"
 
 
-def _live(paths: list[dict], signal: str, key: str) -> list[tuple[float, int]]:
-    return [(p["signals"][signal][key][0], int(p["correct"])) for p in paths
-            if p["signals"].get(signal, {}).get(key) is not None]
+def _live(paths: list[dict], signal: str, key: str) -> list[dict]:
+    """The paths ``signal`` scored at checkpoint ``key`` (those live there)."""
+    return [p for p in paths if p["signals"].get(signal, {}).get(key) is not None]
 
 
 def ceiling_scores(paths: list[dict], prefix: int, live_signal: str) -> list[tuple[float, int]] | None:
     """(score, outcome) of the paths live at ``prefix`` (those ``live_signal`` scored) under the ideal prefix
     scorer: the share of right outcomes among the problem's live paths with the same first ``prefix`` tokens.
     None when the run did not record token ids."""
-    key = str(prefix)
-    live = [p for p in paths if p["signals"].get(live_signal, {}).get(key) is not None]
+    live = _live(paths, live_signal, str(prefix))
     if any("token_ids" not in p for p in live):
         return None
+    prefixes = [tuple(p["token_ids"][:prefix]) for p in live]
     groups: dict[tuple, list[int]] = defaultdict(list)
-    for p in live:
-        groups[tuple(p["token_ids"][:prefix])].append(int(p["correct"]))
-    return [(float(np.mean(groups[tuple(p["token_ids"][:prefix])])), int(p["correct"])) for p in live]
+    for ids, p in zip(prefixes, live):
+        groups[ids].append(int(p["correct"]))
+    return [(float(np.mean(groups[ids])), int(p["correct"])) for ids, p in zip(prefixes, live)]
 
 
 def _row(name: str, units: list[dict], per_unit: list[float | None], n_boot: int, seed: int) -> dict:
@@ -64,7 +64,8 @@ def outcome_auroc(units: list[dict], paths: dict[str, list[dict]], signals: list
     key = str(prefix)
     rows = []
     for name in signals:
-        per_unit = [auroc(*zip(*live)) if (live := _live(paths[u["unit_id"]], name, key)) else None for u in units]
+        per_unit = [auroc([p["signals"][name][key][0] for p in live], [int(p["correct"]) for p in live])
+                    if (live := _live(paths[u["unit_id"]], name, key)) else None for u in units]
         rows.append({**_row(name, units, per_unit, n_boot, seed), "prefix": prefix})
     ceiling = None
     if signals:

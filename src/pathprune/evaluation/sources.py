@@ -57,19 +57,18 @@ def load_problems(source: str | None = None, split: str = "test", levels: str | 
         raise PathpruneError(f"--limit must be >= 1, got {limit}", parameter="limit", value=limit)
     if per_level < 1:
         raise PathpruneError(f"--per-level must be >= 1, got {per_level}", parameter="per_level", value=per_level)
-    if exclude:
-        kept = [p for p in load_problems(source, split, levels, per_level, None, seed) if p.id not in exclude]
-        return _nonempty(kept[:limit] if limit else kept, f"{source or 'the testbed'} without the excluded problems")
     suite_module = generated_suite(source)
     if suite_module is not None:
-        problems = suite_module.from_spec(source, split, per_level, seed)
-        return _nonempty(problems[:limit] if limit else problems, f"--benchmark {source}")
-    if source:
-        return _nonempty(load_benchmark(source, limit=limit), f"--benchmark {source}")
-    wanted = parse_levels(levels)
-    problems = suite(split, per_level, seed, levels=wanted)
-    return _nonempty(problems[:limit] if limit else problems,
-                     f"the testbed's {split} split at levels {levels}" if wanted else f"the testbed's {split} split")
+        problems, what = suite_module.from_spec(source, split, per_level, seed), f"--benchmark {source}"
+    elif source:  # a file: read only what is kept, unless excluded problems must be skipped first
+        problems, what = load_benchmark(source, limit=None if exclude else limit), f"--benchmark {source}"
+    else:
+        wanted = parse_levels(levels)
+        problems = suite(split, per_level, seed, levels=wanted)
+        what = f"the testbed's {split} split" + (f" at levels {levels}" if wanted else "")
+    if exclude:
+        problems, what = [p for p in problems if p.id not in exclude], f"{what} without the excluded problems"
+    return _nonempty(problems[:limit] if limit else problems, what)
 
 
 def dataset_of(problem: Problem, default: str) -> str:

@@ -41,9 +41,8 @@ class LoadShed:
         self.app, self.scheduler = app, scheduler
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"] in WORK and self.scheduler.depth >= self.scheduler.max_queue:
-            return await send_error(send, 429, f"the server is busy ({self.scheduler.max_queue} requests "
-                                               "waiting); retry later", ((b"retry-after", b"1"),))
+        if scope["type"] == "http" and scope["path"] in WORK and self.scheduler.full:
+            return await send_error(send, 429, str(self.scheduler.busy()), ((b"retry-after", b"1"),))
         return await self.app(scope, receive, send)
 
 

@@ -94,6 +94,14 @@ class Scheduler:
         return len(self._queue)
 
     @property
+    def full(self) -> bool:
+        return len(self._queue) >= self.max_queue
+
+    def busy(self) -> QueueFull:
+        """The refusal a full queue answers (429), here and before a request's body is read."""
+        return QueueFull(f"the server is busy ({self.max_queue} requests waiting); retry later")
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closed
 
@@ -101,8 +109,8 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         job = Job(key, work, rows, loop.create_future(), loop)
         with self._cond:
-            if len(self._queue) >= self.max_queue:
-                raise QueueFull(f"the server is busy ({self.max_queue} requests waiting); retry later")
+            if self.full:
+                raise self.busy()
             self._queue.append(job)
             self.metrics.queue_depth.set(len(self._queue))
             self._cond.notify()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
@@ -46,14 +46,12 @@ class Service:
     runner: ModelRunner
     scheduler: Scheduler
     metrics: Metrics
-    names: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.names = self.names or {self.config.name}
 
     def check_model(self, name: str, extra: set[str] = frozenset()) -> None:
-        if name not in self.names | extra:
-            raise PathpruneError(f"unknown model {name!r}; this server serves {sorted(self.names | extra)}",
+        """``name`` must be the served model's (or, for ``extra`` routes, one of those names)."""
+        names = {self.config.name} | extra
+        if name not in names:
+            raise PathpruneError(f"unknown model {name!r}; this server serves {sorted(names)}",
                                  parameter="model", value=name)
 
     async def wait(self, job: Job, request: Request, timeout: float):
