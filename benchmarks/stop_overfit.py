@@ -1,6 +1,7 @@
 """Can STOP's trainer memorise a few labelled prefixes of a real model? (issue #25's first question)
 
     python benchmarks/stop_overfit.py --out docs/stop-overfit.json
+    python benchmarks/stop_overfit.py --recipes all      # also the other learning rates and warm-ups (≈ 12 min more)
 
 Takes distinct prefixes of ``--model``'s own paths on validation word problems (two per problem, cut at
 ``--prefix-tokens``; identical prefixes cannot carry different labels, so they are never paired), labels one of
@@ -36,6 +37,14 @@ RECIPES = {
     "lr 1e-3, 30 epochs, batch 16, clip 1": TrainConfig(epochs=1, min_steps=120, lr=1e-3, batch_size=16,
                                                          max_grad_norm=1.0),  # = tests/test_stop_learns.py
 }
+MORE = {  # docs/smollm2.md's "what else was tried" (--recipes all)
+    "lr 2e-3, batch 16, no clipping": TrainConfig(epochs=1, min_steps=120, lr=2e-3, batch_size=16),
+    "lr 1e-3, batch 16, no clipping": TrainConfig(epochs=1, min_steps=120, lr=1e-3, batch_size=16),
+    "lr 2e-3, clip 1, 20 warm-up steps": TrainConfig(epochs=1, min_steps=120, lr=2e-3, batch_size=16,
+                                                      max_grad_norm=1.0, warmup_steps=20),
+    "lr 3e-3, clip 1, 20 warm-up steps": TrainConfig(epochs=1, min_steps=120, lr=3e-3, batch_size=16,
+                                                      max_grad_norm=1.0, warmup_steps=20),
+}
 
 
 def main() -> None:
@@ -44,13 +53,14 @@ def main() -> None:
     ap.add_argument("--prefixes", type=int, default=64)
     ap.add_argument("--prefix-tokens", type=int, default=48)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--recipes", default="main", help="main (the two above) or all (also docs' other rows)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model, tok = load_model(args.model)
     recs = paired_prefixes(model, tok, suite("validation", n_per_level=30, levels=(3, 4, 5)), args.prefixes,
                            args.prefix_tokens)
     result = {"model": args.model, "prefixes": len(recs), "prefix_tokens": args.prefix_tokens, "recipes": {}}
-    for name, cfg in RECIPES.items():
+    for name, cfg in (RECIPES | MORE if args.recipes == "all" else RECIPES).items():
         model, tok = load_model(args.model)  # a fresh backbone per recipe (the adapter attaches to it)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
