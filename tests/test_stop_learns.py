@@ -58,3 +58,26 @@ def test_stop_memorises_64_prefixes_of_the_testbed(tmp_path):
 @pytest.mark.slow
 def test_stop_memorises_64_prefixes_of_smollm2(tmp_path):
     memorise("smollm2-135m-reasoner", suite("validation", n_per_level=30, levels=(3, 4, 5)), 48, tmp_path / "stop")
+
+
+def test_warmup_scales_the_first_steps_learning_rate(tmp_path):
+    """AdamW's first step moves each weight by about the learning rate; with a 10-step warm-up by a tenth of it."""
+    from pathprune.stop.scorer_training import Trainee, fit
+
+    recs = [{"problem_id": str(i), "prefix_token_ids": [i], "soft_label": float(i % 2), "outcomes": [i % 2]}
+            for i in range(4)]
+
+    def first_step(warmup: int) -> float:
+        w = torch.nn.Parameter(torch.zeros(1))
+        x = torch.tensor([1.0, -1.0, 1.0, -1.0])
+
+        def build(_device):
+            return Trainee(parameters=[w], logits=lambda idx: w * x[idx], save=lambda _r: None,
+                           val_probs=lambda: torch.sigmoid(w * x).tolist())
+
+        fit(build, recs, recs, TrainConfig(epochs=1, batch_size=4, lr=0.1, weight_decay=0.0,
+                                           warmup_steps=warmup), tmp_path)
+        return abs(float(w))
+
+    assert first_step(0) == pytest.approx(0.1, rel=1e-3)
+    assert first_step(10) == pytest.approx(0.01, rel=1e-3)

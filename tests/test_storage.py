@@ -77,6 +77,8 @@ def test_atomic_dir_clears_temporaries_of_dead_writers_only(tmp_path):
     ("epochs", 2.5, "epochs must be an integer >= 1"),
     ("batch_size", 0, "batch_size must be an integer >= 1"),
     ("batch_size", True, "batch_size must be an integer >= 1"),
+    ("min_steps", -1, "min_steps must be an integer >= 0"),
+    ("warmup_steps", 1.5, "warmup_steps must be an integer >= 0"),
     ("weight_decay", -0.1, "weight_decay must be a number >= 0"),
     ("rank_weight", -1.0, "rank_weight must be a number >= 0"),
     ("max_grad_norm", 0.0, "max_grad_norm must be a number > 0"),
