@@ -16,6 +16,7 @@ import torch
 from .batch import LiveBatch
 from .request import Prompt, encode_prompt
 from .sampling import SamplingParams
+from .steps import Pause
 
 
 class Backend(Protocol):
@@ -40,9 +41,10 @@ class Backend(Protocol):
 
     def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> LiveBatch: ...
 
-    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int | None) -> None:
-        """Decode every live path to ``length`` tokens and pause there (a checkpoint). ``top_logprobs``: the
-        log-probabilities to record per token (None: none needed, 0: the sampled token's, k: also the top k)."""
+    def extend(self, batch: LiveBatch, pause: Pause, params: SamplingParams, top_logprobs: int | None) -> None:
+        """Decode every live path to its pause (``pause.length`` tokens, or earlier where ``pause.early``
+        holds) and leave it there (a checkpoint). ``top_logprobs``: the log-probabilities to record per token
+        (None: none needed, 0: the sampled token's, k: also the top k)."""
 
     def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int | None) -> None:
         """Decode every live path to its end (EOS or ``max_new_tokens``)."""
@@ -101,16 +103,17 @@ class TransformersBackend:
     def launch(self, prompts: list[list[int]], n: int, seed: int, keys: list[int]) -> LiveBatch:
         return LiveBatch.launch(self.model, prompts, n, self.pad_id, seed, problem_keys=keys)
 
-    def _decode(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int | None,
+    def _decode(self, batch: LiveBatch, pause: Pause, params: SamplingParams, top_logprobs: int | None,
                 feed_last: bool) -> None:
         # the model's log-probabilities come with its logits here: the sampled token's are always kept
-        batch.decode_until(length, params, self.eos, self.banned, top_logprobs=top_logprobs or 0, feed_last=feed_last)
+        batch.decode_until(pause.length, params, self.eos, self.banned, top_logprobs=top_logprobs or 0,
+                           feed_last=feed_last, early=pause.early)
 
-    def extend(self, batch: LiveBatch, length: int, params: SamplingParams, top_logprobs: int | None) -> None:
-        self._decode(batch, length, params, top_logprobs, feed_last=True)
+    def extend(self, batch: LiveBatch, pause: Pause, params: SamplingParams, top_logprobs: int | None) -> None:
+        self._decode(batch, Pause.of(pause), params, top_logprobs, feed_last=True)
 
     def resume(self, batch: LiveBatch, params: SamplingParams, top_logprobs: int | None) -> None:
-        self._decode(batch, params.max_new_tokens, params, top_logprobs, feed_last=False)
+        self._decode(batch, Pause(params.max_new_tokens), params, top_logprobs, feed_last=False)
 
     def select(self, batch: LiveBatch, rows: list[int]) -> None:
         batch.select(rows)

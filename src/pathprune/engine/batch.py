@@ -20,6 +20,7 @@ positions, finished rows removed rather than fed pad tokens that stay visible).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -46,6 +47,8 @@ class PathRecord:
     """True once the path emitted EOS."""
     scores: list[float] = field(default_factory=list)
     """One score per checkpoint the path reached alive."""
+    checked_at: list[int] = field(default_factory=list)
+    """Generated tokens the path had at each checkpoint it reached alive (a step checkpoint's differ by path)."""
     pruned_at: int | None = None
     """Index of the stage that pruned this path (None: kept)."""
 
@@ -113,56 +116,76 @@ class LiveBatch:
                    positions[:, -1:].repeat_interleave(n, 0) + 1,
                    out.logits[:, -1].float().repeat_interleave(n, 0))
 
-    def _forward(self, tokens: torch.Tensor) -> None:
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=-1)
+    def _forward(self, tokens: torch.Tensor, fed: torch.Tensor | None = None) -> None:
+        """Feed one token per row. ``fed`` (bool per row): rows outside it are paused: their token is a
+        placeholder under attention mask 0 at an unchanged position, and they keep their logits, so the pause
+        leaves them as they were (a hole in the cache that no later token attends to)."""
+        column = torch.ones_like(self.mask[:, :1]) if fed is None else fed.to(self.mask.dtype)[:, None]
+        self.mask = torch.cat([self.mask, column], dim=-1)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.next_pos,
                          use_cache=True, **{self._cache_kw: self.cache})
-        self.logits = out.logits[:, -1].float()
-        self.next_pos = self.next_pos + 1
+        logits = out.logits[:, -1].float()
+        self.logits = logits if fed is None else torch.where(fed[:, None], logits, self.logits)
+        self.next_pos = self.next_pos + column
 
     @torch.no_grad()
     def decode_until(self, length: int, params: SamplingParams, eos: torch.Tensor,
-                     banned: torch.Tensor, top_logprobs: int = 5, feed_last: bool = True) -> list[PathRecord]:
-        """Sample until every live path has ``length`` generated tokens.
+                     banned: torch.Tensor, top_logprobs: int = 5, feed_last: bool = True,
+                     early: Callable[[PathRecord, list[int]], bool] | None = None) -> list[PathRecord]:
+        """Sample until every live path has ``length`` generated tokens, or has paused earlier where
+        ``early(record, tokens)`` first holds (a step checkpoint; checked on entry and after every token).
 
-        With ``feed_last`` the last sampled token is fed too, so the cache
-        covers the whole prefix and the next logits are ready (a checkpoint);
-        without it the loop ends as soon as the token is chosen (the end).
+        Paths may sit at different lengths (each draws from its own stream at its own step). A path that
+        pauses while others decode waits with its cache and logits untouched (see :meth:`_forward`). With
+        ``feed_last`` a pausing path's last token is fed, so the cache covers its whole prefix and its next
+        logits are ready (a checkpoint); without it (the end) a path leaves the batch once its token is chosen.
         Returns the records of paths that finished (EOS) on the way.
         """
         finished: list[PathRecord] = []
-        eos, banned = eos.to(self.device), banned.to(self.device)
-        while self.records and len(self.records[0].tokens) < length:
+        banned, ends = banned.to(self.device), set(eos.tolist())
+
+        def pauses(rec: PathRecord) -> bool:
+            return len(rec.tokens) >= length or (early is not None and early(rec, rec.tokens))
+
+        paused = torch.tensor([pauses(rec) for rec in self.records], dtype=torch.bool)
+        while self.records and not bool(paused.all()):
+            live = (~paused).nonzero().squeeze(-1)
+            whole = len(live) == len(self.records)
+            logits = self.logits if whole else self.logits[live.to(self.device)]
             if len(banned):
-                self.logits[:, banned] = float("-inf")
-            logp = torch.log_softmax(self.logits, dim=-1)
-            tokens = choose_tokens(self.logits, params, path_uniforms(self.keys, len(self.records[0].tokens)),
+                logits[:, banned] = float("-inf")
+            logp = torch.log_softmax(logits, dim=-1)
+            steps = torch.tensor([len(self.records[r].tokens) for r in live.tolist()], dtype=torch.long)
+            tokens = choose_tokens(logits, params, path_uniforms(self.keys if whole else self.keys[live], steps),
                                    self._workspace)
             chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
             top = logp.topk(top_logprobs, dim=-1).values.tolist() if top_logprobs else None
-            entropy = None
-            if top_logprobs:
-                entropy = token_entropy(logp).tolist()
-            for r, rec in enumerate(self.records):
-                rec.tokens.append(tokens[r].item())
-                rec.logprobs.append(chosen[r])
+            entropy = token_entropy(logp).tolist() if top_logprobs else None
+            row_tokens = torch.zeros(len(self.records), dtype=torch.long, device=self.device)
+            row_tokens[live.to(self.device)] = tokens
+            fed, leave = ~paused, []
+            for j, r in enumerate(live.tolist()):
+                rec = self.records[r]
+                rec.tokens.append(tokens[j].item())
+                rec.logprobs.append(chosen[j])
                 if top is not None:
-                    rec.top_logprobs.append(top[r])
-                    rec.entropies.append(entropy[r])
-            done = torch.isin(tokens, eos)
-            if done.any():
-                for r in done.nonzero().squeeze(-1).tolist():
-                    self.records[r].finished = True
-                    finished.append(self.records[r])
-                keep = (~done).nonzero().squeeze(-1)
-                self.select(keep)  # frees the finished rows' cache (all of it when none is left)
-                if len(keep) == 0:
+                    rec.top_logprobs.append(top[j])
+                    rec.entropies.append(entropy[j])
+                if rec.tokens[-1] in ends:
+                    rec.finished = True
+                    finished.append(rec)
+                    leave.append(r)
+                elif pauses(rec):
+                    paused[r] = True
+                    if not feed_last:
+                        leave.append(r)
+            if leave:  # finished paths (and, at the end, paths with nothing left) free their cache rows now
+                keep = [r for r in range(len(self.records)) if r not in set(leave)]
+                self.select(keep)
+                paused, fed, row_tokens = paused[keep], fed[keep], row_tokens[keep]
+                if not keep:
                     break
-                tokens = tokens[keep]
-            at_end = len(self.records[0].tokens) >= length
-            if at_end and not feed_last:
-                break
-            self._forward(tokens)
+            self._forward(row_tokens, None if bool(fed.all()) else fed)
         return finished
 
     def select(self, rows: torch.Tensor | list[int]) -> None:

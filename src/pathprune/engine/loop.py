@@ -20,6 +20,7 @@ from ..errors import PathpruneError
 from .backend import Backend, as_backend
 from .batch import LiveBatch, PathRecord
 from .sampling import SamplingParams
+from .steps import Pause
 
 
 @dataclass
@@ -56,10 +57,12 @@ def check_context(backend: Backend, prompts: list[list[int]], max_new_tokens: in
 
 @torch.no_grad()
 def launch_check_resume(backend: Backend, prompts: list[list[int]], keys: list[int], params: SamplingParams,
-                        seed: int, checkpoints: Sequence[int] = (),
+                        seed: int, checkpoints: Sequence[Pause | int] = (),
                         on_check: Callable[[LiveBatch, int], None] | None = None,
                         top_logprobs: int | None = 5, finish_logprobs: bool = True) -> Trace:
     """Run the loop over one batch of prompts; ``on_check(batch, stage)`` sees each paused batch.
+
+    ``checkpoints``: one :class:`~pathprune.engine.steps.Pause` per stage (an int L: pause after L tokens).
 
     ``top_logprobs``: what the paths record per token up to the last checkpoint (None: no log-probabilities,
     0: the sampled token's, k: also the top k); ``finish_logprobs=False``: nothing after the last checkpoint
@@ -68,8 +71,10 @@ def launch_check_resume(backend: Backend, prompts: list[list[int]], keys: list[i
     t0 = time.perf_counter()
     batch = backend.launch(prompts, params.n, seed, keys)
     trace = Trace(list(batch.records))
-    for stage, length in enumerate(checkpoints):
-        backend.extend(batch, length, params, top_logprobs)
+    for stage, pause in enumerate(checkpoints):
+        backend.extend(batch, Pause.of(pause), params, top_logprobs)
+        for rec in batch.records:
+            rec.checked_at.append(len(rec.tokens))
         t1 = time.perf_counter()
         trace.decode_seconds.append(t1 - t0)
         if len(batch) and on_check is not None:

@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 
 from .loop import Trace
 from .sampling import SamplingParams
+from .steps import Pause
 
 
 def per_request_check_resume(backend, prompts: list[list[int]], keys: list[int], params: SamplingParams, seed: int,
-                             checkpoints: Sequence[int] = (), on_check: Callable | None = None,
+                             checkpoints: Sequence[Pause | int] = (), on_check: Callable | None = None,
                              top_logprobs: int | None = 5, finish_logprobs: bool = True,
                              max_active: int | None = None, on_done: Callable[[int], None] | None = None) -> Trace:
     """:func:`~pathprune.engine.loop.launch_check_resume`'s contract, each request checked on its own.
@@ -54,9 +55,9 @@ def per_request_check_resume(backend, prompts: list[list[int]], keys: list[int],
         every path of it has ended."""
         while stage[i] <= stages:
             s = stage[i]
-            length = checkpoints[s] if s < stages else params.max_new_tokens
+            pause = Pause.of(checkpoints[s]) if s < stages else Pause(params.max_new_tokens)
             logprobs = top_logprobs if s < stages or finish_logprobs else None
-            rows, ids = backend.submit(units[i], length, params, logprobs)
+            rows, ids = backend.submit(units[i], pause, params, logprobs)
             if ids:
                 flight[i] = (rows, ids, logprobs, "launch" if s < stages else "resume")
                 phase_of.update((r, s) for r in ids)
@@ -66,6 +67,9 @@ def per_request_check_resume(backend, prompts: list[list[int]], keys: list[int],
 
     def check(i: int) -> None:
         s = stage[i]
+        if s < stages:
+            for rec in units[i].records:
+                rec.checked_at.append(len(rec.tokens))
         if s < stages and len(units[i]) and on_check is not None:
             t = time.perf_counter()
             on_check(units[i], s)

@@ -34,6 +34,7 @@ from .registry import get_signal
 from .request import Prompt, Request, prompt_id, prompt_kind, question_of
 from .sampling import SamplingParams
 from .schedule import Schedule, Stage
+from .steps import stage_pauses
 from .selection import majority, select_kept
 
 BACKENDS = ("transformers", "vllm")
@@ -57,6 +58,8 @@ class PathOutput:
     """Index of the schedule stage that pruned it."""
     scores: list[float]
     """The signal's score at each checkpoint the path reached alive."""
+    checked_at: list[int] = field(default_factory=list)
+    """Generated tokens it had at each of those checkpoints (with step checkpoints each path its own)."""
 
     @property
     def num_tokens(self) -> int:
@@ -278,7 +281,8 @@ class Pruner:
                     self.backend.select(batch, live)  # frees aborted requests' cache rows now, not at the end
 
         run = dict(prompts=[list(r.prompt_ids) for r in requests], keys=[request_key(r.id) for r in requests],
-                   params=params, seed=seed, checkpoints=[s.prefix_tokens for s in schedule.stages], on_check=on_check,
+                   params=params, seed=seed, on_check=on_check,
+                   checkpoints=stage_pauses(schedule.stages, self.tokenizer, params.step_delimiter),
                    top_logprobs=logprobs_read(signal, self.top_logprobs) if schedule.stages else None,
                    finish_logprobs=False)
         if max_active is None:
@@ -288,15 +292,15 @@ class Pruner:
         decode = trace.decode_seconds
         times = StageTimes(launch=decode[0], check=sum(trace.check_seconds), resume=sum(decode[1:]))
         times = times.scaled(1 / len(requests))
-        last = schedule.stages[-1].prefix_tokens if schedule.stages else 0
-        outs = [self._output(r, [rec for rec in trace.records if rec.problem_index == i], last,
+        stages = len(schedule.stages)
+        outs = [self._output(r, [rec for rec in trace.records if rec.problem_index == i], stages,
                              check_tokens[i], reencoded[i], times, memory)
                 for i, r in enumerate(requests)]
         for (i, phase), hits in sorted(trace.prefix_cache.items()):
             outs[i].prefix_cache[phase] = hits.as_dict()
         return outs
 
-    def _output(self, request: Request, records: list[PathRecord], last: int, check_tokens: int,
+    def _output(self, request: Request, records: list[PathRecord], stages: int, check_tokens: int,
                 reencoded: int, times: StageTimes, memory: dict) -> RequestOutput:
         usage = TokenUsage(prompt=len(request.prompt_ids), check=check_tokens, reencoded=reencoded)
         paths = []
@@ -304,12 +308,13 @@ class Pruner:
             n_tok = len(rec.tokens)
             if rec.pruned_at is not None:
                 usage.pruned_prefix += n_tok
-            else:
-                usage.kept_prefix += min(n_tok, last)
-                usage.kept_continuation += max(0, n_tok - last)
+            else:  # the prefix: what it had at the last checkpoint (all of it when it ended before)
+                prefix = rec.checked_at[-1] if stages and len(rec.checked_at) == stages else n_tok
+                usage.kept_prefix += prefix
+                usage.kept_continuation += n_tok - prefix
             text = self.tokenizer.decode(rec.tokens, skip_special_tokens=True)
             answer = extract_answer(text, request.answer_kind) if rec.pruned_at is None else None
             paths.append(PathOutput(rec.path_index, list(rec.tokens), text, answer, rec.finished,
-                                    rec.pruned_at is None, rec.pruned_at, rec.scores))
+                                    rec.pruned_at is None, rec.pruned_at, rec.scores, list(rec.checked_at)))
         voted = majority([p.answer for p in paths if p.kept])
         return RequestOutput(request.id, list(request.prompt_ids), paths, voted, usage, times, memory)

@@ -29,6 +29,8 @@ class SamplingParams:
     """Generated tokens per path, EOS included."""
     seed: int | None = 0
     """Seed of the per-path random streams; None draws a fresh one."""
+    step_delimiter: str = "\n"
+    """Where a reasoning step ends, for step checkpoints (``stepM/L`` stages): matched on decoded text."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -37,6 +39,8 @@ class SamplingParams:
             (0 < self.top_p <= 1, "top_p", "must be in (0, 1]"),
             (self.top_k >= 0, "top_k", "must be >= 0"),
             (self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1"),
+            (isinstance(self.step_delimiter, str) and bool(self.step_delimiter), "step_delimiter",
+             "must be a non-empty string"),
         ]
         for ok, name, rule in checks:
             if not ok:

@@ -1,14 +1,25 @@
 """Pruning schedules: one checkpoint (``2048:8``) or a cascade (``512:32,1024:16,2048:8``).
 
-Each stage is ``L:k`` (pause every live path after L generated tokens and keep
-the k best of each problem) or ``L:t=0.5`` (keep every path scoring at least
-0.5, and at least one).
+Each stage is a checkpoint and a keep rule. Checkpoints:
+
+* ``L``: pause every live path after L generated tokens;
+* ``stepM/L``: pause each path when it has written its M-th reasoning step (the M-th step delimiter,
+  ``SamplingParams.step_delimiter``, a newline by default, counted on the decoded text), or after L tokens if
+  it has not by then (the cap). Paths pause at different lengths; a request is checked when all its live
+  paths have paused, each scored at its own length (:mod:`pathprune.engine.steps`).
+
+Keep rules: ``:k`` (the k best of each problem) or ``:t=0.5`` (every path scoring at least 0.5, and at least
+one). Cascades may mix both kinds:
 
     >>> Schedule.parse("512:32,1024:16,2048:8").check(n=64).keeps
     [32, 16, 8]
+    >>> str(Schedule.parse("step1/64:8, step3/160:4"))
+    'step1/64:8,step3/160:4'
 
-Stages and schedules are checked when built (lengths increase, keeps shrink);
-:meth:`Schedule.check` adds what depends on the run (k <= N, L < max_new_tokens).
+Stages and schedules are checked when built (caps and lengths increase, step counts increase, keeps shrink);
+:meth:`Schedule.check` adds what depends on the run (k <= N, L < max_new_tokens). A step checkpoint that
+follows another stage counts steps from the path's start: a path that already has M steps when it reaches
+the stage is checked where it stands.
 """
 
 from __future__ import annotations
@@ -16,6 +27,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import PathpruneError
+
+
+def parse_checkpoint(text: str) -> tuple[int, int | None]:
+    """``"48"`` → (48, None); ``"step2/96"`` → (96, 2). ValueError when it is neither."""
+    text = text.strip()
+    if not text.startswith("step"):
+        return int(text), None
+    steps, slash, cap = text[4:].partition("/")
+    if not slash:
+        raise ValueError(f"a step checkpoint needs its token cap: step{steps}/L")
+    return int(cap), int(steps)
 
 
 @dataclass(frozen=True)
@@ -26,6 +48,8 @@ class Stage:
     """Paths kept per problem (top-k)."""
     threshold: float | None = None
     """Alternatively keep every path whose score is at least this."""
+    steps: int | None = None
+    """Pause each path at its ``steps``-th step delimiter instead, ``prefix_tokens`` being the cap."""
 
     def __post_init__(self) -> None:
         if (self.keep is None) == (self.threshold is None):
@@ -37,9 +61,17 @@ class Stage:
                                  parameter="schedule", value=str(self))
         if self.keep is not None and self.keep < 1:
             raise PathpruneError(f"k must be >= 1, got {self.keep}", parameter="schedule", value=str(self))
+        if self.steps is not None and self.steps < 1:
+            raise PathpruneError(f"a step checkpoint needs steps >= 1, got {self.steps}", parameter="schedule",
+                                 value=str(self))
+
+    @property
+    def checkpoint(self) -> str:
+        """``"L"`` or ``"stepM/L"``: where the stage pauses (the name evaluations key scores by)."""
+        return f"step{self.steps}/{self.prefix_tokens}" if self.steps is not None else str(self.prefix_tokens)
 
     def __str__(self) -> str:
-        return f"{self.prefix_tokens}:" + (str(self.keep) if self.keep is not None else f"t={self.threshold}")
+        return f"{self.checkpoint}:" + (str(self.keep) if self.keep is not None else f"t={self.threshold}")
 
 
 @dataclass(frozen=True)
@@ -47,11 +79,16 @@ class Schedule:
     stages: tuple[Stage, ...]
 
     def __post_init__(self) -> None:
-        last_len, last_keep = 0, None
+        last_len, last_keep, last_steps = 0, None, 0
         for s in self.stages:
             if s.prefix_tokens <= last_len:
-                raise PathpruneError(f"checkpoint lengths must increase, got {self}", parameter="schedule",
-                                     value=str(self))
+                raise PathpruneError(f"checkpoint lengths must increase (a step checkpoint's cap is its length), "
+                                     f"got {self}", parameter="schedule", value=str(self))
+            if s.steps is not None:
+                if s.steps <= last_steps:
+                    raise PathpruneError(f"step counts must increase, got {self}", parameter="schedule",
+                                         value=str(self))
+                last_steps = s.steps
             if s.keep is not None:
                 if last_keep is not None and s.keep > last_keep:
                     raise PathpruneError(f"keeps must shrink from stage to stage, got {self}",
@@ -63,12 +100,18 @@ class Schedule:
     def keeps(self) -> list[int | None]:
         return [s.keep for s in self.stages]
 
+    @property
+    def by_steps(self) -> bool:
+        """True when some stage pauses at reasoning steps."""
+        return any(s.steps is not None for s in self.stages)
+
     def __str__(self) -> str:
         return ",".join(map(str, self.stages))
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
-        """Parse ``"L:k[,L:k...]"`` (``k`` may be ``t=<threshold>``); ``"none"`` or ``""`` is no pruning."""
+        """Parse ``"C:k[,C:k...]"``, each checkpoint ``C`` being ``L`` or ``stepM/L`` (``k`` may be
+        ``t=<threshold>``); ``"none"`` or ``""`` is no pruning."""
         if str(text).strip() in ("", "none"):
             return cls.none()
         stages = []
@@ -76,13 +119,15 @@ class Schedule:
             if not part.strip():
                 continue
             try:
-                length, keep = (x.strip() for x in part.split(":"))
+                where, keep = (x.strip() for x in part.split(":"))
+                length, steps = parse_checkpoint(where)
                 if keep.startswith("t="):
-                    stages.append(Stage(int(length), threshold=float(keep[2:])))
+                    stages.append(Stage(length, threshold=float(keep[2:]), steps=steps))
                 else:
-                    stages.append(Stage(int(length), keep=int(keep)))
+                    stages.append(Stage(length, keep=int(keep), steps=steps))
             except ValueError:
-                raise PathpruneError(f"bad schedule stage {part.strip()!r}: expected L:k (e.g. 2048:8) or L:t=0.5",
+                raise PathpruneError(f"bad schedule stage {part.strip()!r}: expected L:k (e.g. 2048:8), L:t=0.5 "
+                                     "or stepM/L:k (e.g. step2/96:4: at the 2nd step, at most 96 tokens)",
                                      parameter="schedule", value=text) from None
         if not stages:
             raise PathpruneError("empty schedule; expected e.g. 2048:8", parameter="schedule", value=text)

@@ -31,6 +31,7 @@ from ..errors import PathpruneError
 from .batch import PathRecord
 from .request import Prompt, encode_prompt
 from .sampling import SamplingParams, path_keys
+from .steps import Pause
 
 CPU_BLOCK = 32
 """vLLM's CPU attention needs KV blocks of a multiple of 32 tokens."""
@@ -115,6 +116,20 @@ class VllmBatch:
             values.append([step[t].logprob for t in token_ids])
         self.check_tokens += len(self) * len(suffix)
         return torch.tensor(values, dtype=torch.float32)
+
+
+def _watch(rec: PathRecord, early):
+    """The engine-loop watch of a step pause: the first new token after which ``early`` holds."""
+    if early is None:
+        return None
+
+    def watch(new: list[int], checked: int) -> int | None:
+        for t in range(checked + 1, len(new) + 1):
+            if early(rec, rec.tokens + new[:t]):
+                return t
+        return None
+
+    return watch
 
 
 def _free_memory_share() -> float:
@@ -222,23 +237,26 @@ class VllmBackend:
         records = [PathRecord(i, j) for i in range(len(prompts)) for j in range(n)]
         return VllmBatch(self, [list(p) for p in prompts], records, path_keys(seed, keys, n))
 
-    def submit(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None
+    def submit(self, batch: VllmBatch, pause: Pause | int, params: SamplingParams, top_logprobs: int | None
                ) -> tuple[list[int], list[str]]:
-        """Submit every live path that has fewer than ``length`` tokens, to run up to ``length`` (or EOS):
-        ``(rows, request ids)``. vLLM computes log-probabilities only when ``top_logprobs`` is not None (a
-        full-vocabulary pass per token)."""
+        """Submit every live path that has not reached its pause, to run up to it (or EOS): ``(rows, request
+        ids)``. ``pause.length`` bounds the request; a step pause (``pause.early``) watches its tokens and stops
+        it at the first token where the path pauses. vLLM computes log-probabilities only when
+        ``top_logprobs`` is not None (a full-vocabulary pass per token)."""
         from vllm import SamplingParams as VSP
 
         from .vllm_sampler import KEY
 
-        rows = [r for r, rec in enumerate(batch.records) if len(rec.tokens) < length]
-        ids = []
-        for r in rows:
-            rec = batch.records[r]
+        pause = Pause.of(pause)
+        rows, ids = [], []
+        for r, rec in enumerate(batch.records):
+            if len(rec.tokens) >= pause.length or (pause.early is not None and pause.early(rec, rec.tokens)):
+                continue  # already there (a step reached before this stage): checked where it stands
             spec = (int(batch.keys[r]), len(rec.tokens), params.temperature, params.top_p, params.top_k, self.banned)
+            rows.append(r)
             ids.append(self.loop.submit(batch.ids(r), VSP(
-                max_tokens=length - len(rec.tokens), temperature=0.0, stop_token_ids=self.eos, logprobs=top_logprobs,
-                detokenize=False, extra_args={KEY: spec})))
+                max_tokens=pause.length - len(rec.tokens), temperature=0.0, stop_token_ids=self.eos,
+                logprobs=top_logprobs, detokenize=False, extra_args={KEY: spec}), watch=_watch(rec, pause.early)))
         return rows, ids
 
     def collect(self, batch: VllmBatch, rows: list[int], outs: list, top_logprobs: int | None, phase: str) -> None:
@@ -261,14 +279,14 @@ class VllmBackend:
         if done:
             batch.select(sorted(set(range(len(batch))) - set(done)))
 
-    def _generate(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None,
+    def _generate(self, batch: VllmBatch, pause: Pause | int, params: SamplingParams, top_logprobs: int | None,
                   phase: str) -> None:
-        """Run every live path that has fewer than ``length`` tokens up to ``length`` (or EOS), then return."""
-        rows, ids = self.submit(batch, length, params, top_logprobs)
+        """Run every live path to its pause (or EOS), then return."""
+        rows, ids = self.submit(batch, pause, params, top_logprobs)
         self.collect(batch, rows, self.loop.wait(ids), top_logprobs, phase)
 
-    def extend(self, batch: VllmBatch, length: int, params: SamplingParams, top_logprobs: int | None) -> None:
-        self._generate(batch, length, params, top_logprobs, "launch")
+    def extend(self, batch: VllmBatch, pause: Pause | int, params: SamplingParams, top_logprobs: int | None) -> None:
+        self._generate(batch, pause, params, top_logprobs, "launch")
 
     def resume(self, batch: VllmBatch, params: SamplingParams, top_logprobs: int | None) -> None:
         self._generate(batch, params.max_new_tokens, params, top_logprobs, "resume")
