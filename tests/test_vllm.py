@@ -418,3 +418,47 @@ def test_the_documented_vllm_server_recipe_scores_as_the_stop_module(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_step_checkpoints_on_vllm_pause_where_the_transformers_backend_does(plain_vllm, testbed, requests):
+    """``stepM/L`` on vLLM (streamed tokens watched, the request aborted at the pause): the same paths, pause
+    lengths, scores and kept sets as the transformers backend, per request and with the barrier; k = N changes
+    nothing."""
+    params = SamplingParams(n=6, max_new_tokens=96, seed=4, step_delimiter="3")  # a digit: pauses fall apart
+    reference = Pruner(testbed, "mean_logprob").run(requests, params, schedule="step2/30:3")
+    unpruned = plain_vllm.run(requests, params, schedule="none")
+    assert same_paths(unpruned, plain_vllm.run(requests, params, schedule="step2/30:6")) == 6 * len(requests)
+    streamed = plain_vllm.run(requests, params, schedule="step2/30:3")
+    plain_vllm.per_request_checks = False
+    try:
+        barrier = plain_vllm.run(requests, params, schedule="step2/30:3")
+    finally:
+        plain_vllm.per_request_checks = True
+    lengths = set()
+    for ref, a, b in zip(reference, streamed, barrier, strict=True):
+        for p, q, r in zip(ref.paths, a.paths, b.paths, strict=True):
+            assert p.token_ids == q.token_ids == r.token_ids and p.checked_at == q.checked_at == r.checked_at
+            assert p.kept == q.kept == r.kept
+            torch.testing.assert_close(torch.tensor(q.scores), torch.tensor(p.scores), atol=1e-4, rtol=1e-4)
+            lengths.update(q.checked_at)
+        assert a.usage == b.usage == ref.usage
+        # the kept paths resumed from the prefix cache: every full block of prompt + pause - 1 tokens
+        resumed = [p for p in a.paths if p.kept and p.checked_at and p.num_tokens > p.checked_at[0]]
+        block = plain_vllm.backend.block_size
+        full = sum((len(a.prompt_token_ids) + p.checked_at[0] - 1) // block * block for p in resumed)
+        assert a.prefix_cache.get("resume", {}).get("cached", 0) == full
+    assert len(lengths) >= 4  # paths paused at different lengths
+    assert not plain_vllm.backend.loop.in_flight and not plain_vllm.backend.llm.llm_engine.has_unfinished_requests()
+
+
+def test_stop_checks_at_step_checkpoints_read_the_prefix_cache(stop_vllm, testbed, requests):
+    params = SamplingParams(n=6, max_new_tokens=96, seed=9, step_delimiter="3")
+    outs = stop_vllm.run(requests, params, schedule="step2/30:2")
+    reference = Pruner(testbed, "stop").run(requests, params, schedule="step2/30:2")
+    block = stop_vllm.backend.block_size
+    for out, ref in zip(outs, reference, strict=True):
+        assert [p.kept for p in out.paths] == [p.kept for p in ref.paths]
+        alive = [p for p in out.paths if p.checked_at]
+        prefixes = [len(out.prompt_token_ids) + p.checked_at[0] for p in alive]
+        assert out.prefix_cache["check"]["tokens"] == sum(n + 4 for n in prefixes)
+        assert out.prefix_cache["check"]["cached"] == sum((n - 1) // block * block for n in prefixes)
