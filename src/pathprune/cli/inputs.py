@@ -66,3 +66,43 @@ def model_and_tokenizer(model: str, backend: str, signals: list | None = None):
     from ..models import load_model
 
     return load_model(model)
+
+
+def unescape(text: str) -> str:
+    """A delimiter typed on a command line: ``\\n``, ``\\t`` and ``\\\\`` read as the characters they name."""
+    out, i = [], 0
+    while i < len(text):
+        pair = text[i:i + 2]
+        if pair in ("\\n", "\\t", "\\\\"):
+            out.append({"\\n": "\n", "\\t": "\t", "\\\\": "\\"}[pair])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def recorded(sampling) -> dict:
+    """A run's sampling settings as its config.json records them; the default step delimiter is left out, so
+    run directories written before step checkpoints existed still resume."""
+    from ..engine.steps import DEFAULT_DELIMITER
+
+    return {k: v for k, v in vars(sampling).items() if not (k == "step_delimiter" and v == DEFAULT_DELIMITER)}
+
+
+def cut_points(text: str) -> tuple[int | str, ...]:
+    """``"48,step2/96"`` → ``(48, "step2/96")``: token counts as ints, step checkpoints by name; a clear error
+    otherwise."""
+    from ..engine.schedule import parse_checkpoint
+
+    cuts: list[int | str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            length, steps = parse_checkpoint(part)
+        except ValueError:
+            raise PathpruneError(f"bad cut point {part!r}: give token counts L or stepM/L (e.g. 48,step2/96)",
+                                 parameter="prefix_tokens", value=text) from None
+        cuts.append(length if steps is None else f"step{steps}/{length}")
+    return tuple(cuts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .console import console, progress_bar
-from .inputs import BACKEND_HELP, checked_backend
+from .inputs import BACKEND_HELP, checked_backend, recorded, unescape
 
 
 def run(
@@ -21,7 +21,11 @@ def run(
     per_level: int = typer.Option(10, help="Testbed problems per family and level."),
     limit: int = typer.Option(None, help="Use only the first problems."),
     signal: str = typer.Option(None, help="Pruning signal NAME[:ARG] (default: random)."),
-    schedule: str = typer.Option("none", help="L:k[,L:k...] (e.g. 2048:8 or 512:32,1024:16,2048:8); none = no pruning."),
+    schedule: str = typer.Option("none", help="L:k[,L:k...] (e.g. 2048:8 or 512:32,1024:16,2048:8); a stage may "
+                                 "pause at reasoning steps, stepM/L:k (e.g. step2/96:4: at the 2nd step, at most "
+                                 "96 tokens); none = no pruning."),
+    step_delimiter: str = typer.Option("\\n", help="Where a reasoning step ends, for stepM/L stages (decoded text; "
+                                       "escapes such as \\n are read)."),
     n: int = typer.Option(16, help="Paths per problem (N)."),
     temperature: float = typer.Option(1.0),
     top_p: float = typer.Option(1.0),
@@ -40,13 +44,13 @@ def run(
     # every input is checked before a model is loaded or anything is written to --out
     checked_backend(backend)
     sampling = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
-                              max_new_tokens=max_new_tokens, seed=seed)
+                              max_new_tokens=max_new_tokens, seed=seed, step_delimiter=unescape(step_delimiter))
     prunes = bool(Schedule.of(schedule).check(sampling.n, sampling.max_new_tokens).stages)
     [checked] = checked_signals([signal or "random"], prunes=prunes or signal is None)
     problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
     config = {"model": model, "benchmark": benchmark, "testbed_split": testbed_split, "levels": levels,
               "per_level": per_level, "limit": limit, "signal": signal or "random", "schedule": schedule,
-              "sampling": sampling.__dict__, "problems_per_batch": problems_per_batch,
+              "sampling": recorded(sampling), "problems_per_batch": problems_per_batch,
               **({"backend": backend} if backend != "transformers" else {})}  # older run directories resume
     if backend == "vllm":
         pruner = Pruner(model, checked, schedule, problems_per_batch=problems_per_batch, backend="vllm")

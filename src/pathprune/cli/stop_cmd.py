@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .console import console, parse_int_list, progress_bar
-from .inputs import BACKEND_HELP, checked_backend, model_and_tokenizer
+from .console import console, progress_bar
+from .inputs import BACKEND_HELP, checked_backend, cut_points, model_and_tokenizer, unescape
 
 
 def label(
@@ -22,7 +22,9 @@ def label(
     n_filter: int = typer.Option(16, "--n", "--n-filter", help="Paths per problem for the difficulty filter (paper: 32)."),
     min_correct: float = typer.Option(0.125, help="Drop problems with fewer correct paths (share)."),
     max_correct: float = typer.Option(0.875, help="Drop problems with more correct paths (share)."),
-    prefix_tokens: str = typer.Option("12,16,20,24", help="Cut points in generated tokens."),
+    prefix_tokens: str = typer.Option("12,16,20,24", help="Cut points: generated tokens L, or stepM/L (where each "
+                                      "path wrote its M-th step, at most L tokens), e.g. 48 or step1/64,step2/96."),
+    step_delimiter: str = typer.Option("\\n", help="Where a reasoning step ends, for stepM/L cuts (decoded text)."),
     k: int = typer.Option(16, help="Continuations per prefix (paper: 32)."),
     temperature: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(160),
@@ -46,8 +48,8 @@ def label(
     from ..models.train_reasoner import sft_problem_ids
 
     cfg = LabelConfig(n_filter=n_filter, min_correct=min_correct, max_correct=max_correct,
-                      prefix_tokens=parse_int_list(prefix_tokens, "prefix_tokens"), k=k, temperature=temperature,
-                      max_new_tokens=max_new_tokens, seed=seed)
+                      prefix_tokens=cut_points(prefix_tokens), k=k, temperature=temperature,
+                      max_new_tokens=max_new_tokens, seed=seed, step_delimiter=unescape(step_delimiter))
     if workers < 0:
         raise PathpruneError(f"--workers must be >= 0, got {workers}", parameter="workers", value=workers)
     checked_backend(backend, workers=workers)

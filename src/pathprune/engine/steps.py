@@ -41,7 +41,7 @@ class StepCounter:
             while lo < hi:
                 mid = (lo + hi) // 2
                 lo, hi = (lo, mid) if self.count(tokens[:mid]) >= steps else (mid + 1, hi)
-            return lo
+            return lo if lo < len(tokens) else None  # the step's last token ended the path: nothing to check
         return cap if len(tokens) > cap else None
 
 

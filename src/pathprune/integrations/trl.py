@@ -318,7 +318,7 @@ class PrunedRollout:
                   logprobs_ok: bool) -> dict:
         out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [] if logprobs_ok else None,
                                 **{f: [] for f in FIELDS}}
-        stages = [s.prefix_tokens for s in self.schedule.stages]
+        stages = bool(self.schedule.stages)
         for request, o, recs in zip(requests, outs, records):
             if self.pruned == "drop" and stages:
                 chosen = [p for p in o.paths if p.kept][:g]  # early finishers can add to the k resumed: lowest indices
@@ -344,7 +344,7 @@ class PrunedRollout:
                         {"problem_id": request.id, "prefix_len": L, "prompt_len": len(o.prompt_token_ids),
                          "prefix_token_ids": list(o.prompt_token_ids) + list(p.token_ids[:L]),
                          "logprobs": list(recs[p.index].logprobs[:L]), "step": self._step}
-                        for L in stages if p.num_tokens > L]
+                        for L in p.checked_at if p.num_tokens > L]  # where it was checked (steps: its own)
         return out
 
     def _log(self, trainer, outs: list[RequestOutput], result: dict) -> None:

@@ -29,7 +29,10 @@ class ParallelOptions(_Strict):
     paths: int | None = Field(None, ge=1, description="N, parallel paths per prompt (server default otherwise).")
     keep: int | None = Field(None, ge=1, description="k, paths resumed after the checkpoint.")
     checkpoint: int | None = Field(None, ge=1, description="Checkpoint length in generated tokens.")
-    schedule: str | None = Field(None, description='"L:k[,L:k...]" cascade, or "none"; excludes keep/checkpoint.')
+    schedule: str | None = Field(None, description='"L:k[,L:k...]" cascade (a stage may be stepM/L:k: at the M-th '
+                                 'reasoning step, at most L tokens), or "none"; excludes keep/checkpoint.')
+    step_delimiter: str | None = Field(None, min_length=1, description="Where a reasoning step ends, for stepM/L "
+                                       "stages (matched on decoded text; default a newline).")
     signal: str | None = Field(None, description="Pruning signal, e.g. stop, mean_logprob, conf_lowest.")
     aggregation: Aggregation = "majority"
     return_paths: bool = Field(False, description="Add per-path details (score, kept, answer) to the response.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Request
 
@@ -35,7 +35,7 @@ def resolve_schedule(config: ServerConfig, body, n: int, max_tokens: int) -> Sch
                                  parameter="keep")
         return Schedule((Stage(length, keep=keep),)).check(n, max_tokens)
     # the default adapts instead of failing: keeps capped at N, checkpoints past max_tokens dropped
-    stages = tuple(Stage(s.prefix_tokens, keep=min(s.keep, n)) if s.keep is not None else s
+    stages = tuple(replace(s, keep=min(s.keep, n)) if s.keep is not None else s
                    for s in default.stages if s.prefix_tokens < max_tokens)
     return Schedule(stages).check(n, max_tokens)
 
@@ -96,8 +96,9 @@ class Service:
         schedule = resolve_schedule(config, body, n, max_tokens)
         signal = body.signal or runner.default_signal
         runner.check_signal(signal)
+        delimiter = {} if body.step_delimiter is None else {"step_delimiter": body.step_delimiter}
         sampling = SamplingParams(n=n, temperature=body.temperature, top_p=body.top_p, top_k=body.top_k,
-                                  max_new_tokens=max_tokens, seed=0)  # the request's seed goes in its problem keys
+                                  max_new_tokens=max_tokens, seed=0, **delimiter)  # the seed goes in problem keys
         seed = body.seed if body.seed is not None else secrets.randbits(62)
         spec = GenerateSpec(sampling, str(schedule), signal)
         work = GenerateWork(spec, tuple(prompts), seed, body.answer_kind or runner.answer_kind)

@@ -27,6 +27,8 @@ from ..engine.backend import as_backend
 from ..engine.loop import sample
 from ..engine.request import encode_prompt
 from ..engine.sampling import SamplingParams
+from ..engine.schedule import parse_checkpoint
+from ..engine.steps import DEFAULT_DELIMITER, StepCounter
 from ..errors import PathpruneError
 from ..io.runlog import RunLog
 from ..tasks.grading import grade
@@ -42,8 +44,9 @@ class LabelConfig:
     """Drop problems with a smaller share of correct paths (paper: 4 of 32)."""
     max_correct: float = 0.875
     """Drop problems with a larger share of correct paths (paper: 28 of 32)."""
-    prefix_tokens: tuple[int, ...] = (12, 16, 20, 24)
-    """Cut points in generated tokens (paper: one cut at 2,048)."""
+    prefix_tokens: tuple[int | str, ...] = (12, 16, 20, 24)
+    """Cut points: generated tokens L (paper: one cut at 2,048), or ``"stepM/L"``: where the path wrote its M-th
+    step (at most L tokens; :class:`~pathprune.engine.steps.StepCounter`), each path at its own length."""
     k: int = 16
     """Continuations per prefix (paper: 32)."""
     temperature: float = 1.0
@@ -51,14 +54,22 @@ class LabelConfig:
     top_p: float = 1.0
     max_new_tokens: int = 160
     seed: int = 0
+    step_delimiter: str = DEFAULT_DELIMITER
+    """Where a step ends, for ``stepM/L`` cuts."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_correct <= self.max_correct <= 1:
             raise PathpruneError("need 0 <= min_correct <= max_correct <= 1")
         if self.k < 1 or self.n_filter < 1 or not self.prefix_tokens:
             raise PathpruneError("k and n_filter must be >= 1 and at least one prefix length is needed")
-        if any(L >= self.max_new_tokens for L in self.prefix_tokens):
-            raise PathpruneError(f"prefix lengths must be below max_new_tokens={self.max_new_tokens}")
+        try:
+            cuts = [parse_checkpoint(str(c)) for c in self.prefix_tokens]
+        except ValueError:
+            raise PathpruneError(f"bad cut points {list(self.prefix_tokens)}: give token counts L or stepM/L",
+                                 parameter="prefix_tokens") from None
+        if any(L >= self.max_new_tokens or L < 1 or (m is not None and m < 1) for L, m in cuts):
+            raise PathpruneError(f"prefix lengths must lie in 1..{self.max_new_tokens - 1} (max_new_tokens), "
+                                 f"steps >= 1; got {list(self.prefix_tokens)}")
 
 
 def _key(*parts) -> int:
@@ -78,10 +89,16 @@ def label_problem(model, tok, problem: Problem, cfg: LabelConfig, provenance: di
     if not unit["kept"]:
         return unit, []
     prefixes: dict[tuple[int, ...], tuple[int, int]] = {}
+    step_cuts: dict[tuple[int, ...], str] = {}
+    counter = StepCounter(tok, cfg.step_delimiter)
     for i, p in enumerate(paths):
-        for cut in cfg.prefix_tokens:
-            if len(p) > cut:  # the path was still running at the cut
+        for spec in cfg.prefix_tokens:
+            length, steps = parse_checkpoint(str(spec))
+            cut = length if steps is None else counter.position(p, steps, length)
+            if cut is not None and len(p) > cut:  # the path was still running at the cut
                 prefixes.setdefault(tuple(p[:cut]), (i, cut))
+                if steps is not None:
+                    step_cuts.setdefault(tuple(p[:cut]), str(spec))
     items = list(prefixes.items())
     records = []
     for start in range(0, len(items), 8):
@@ -103,6 +120,7 @@ def label_problem(model, tok, problem: Problem, cfg: LabelConfig, provenance: di
                 "prefix_token_ids": prompt + list(pre), "soft_label": sum(outcomes) / len(outcomes),
                 "outcomes": outcomes, "continuation_tokens": [len(c) for c in outs],
                 "path_correct": bool(correct[i]), "meta": _meta(problem), "provenance": provenance,
+                **({"checkpoint": step_cuts[pre]} if pre in step_cuts else {}),
             })
     unit["prefixes"] = len(records)
     return unit, records
@@ -121,7 +139,10 @@ def label_provenance(model_name: str, fp: dict, cfg: LabelConfig) -> dict:
 def open_label_log(out_dir: str | Path, model_name: str, fp: dict, cfg: LabelConfig,
                    problems: list[Problem]) -> RunLog:
     """The labelling run directory, resumed if present (the same for in-process and distributed runs)."""
-    config = {"model": model_name, "fingerprint": fp, "label": asdict(cfg), "problems": [p.id for p in problems]}
+    label = asdict(cfg)
+    if label["step_delimiter"] == DEFAULT_DELIMITER:  # left out: runs labelled before step cuts existed resume
+        del label["step_delimiter"]
+    config = {"model": model_name, "fingerprint": fp, "label": label, "problems": [p.id for p in problems]}
     return RunLog(out_dir, config, items="labels.jsonl", units="problems.jsonl")
 
 
