@@ -42,6 +42,33 @@ def test_offline_pruning_equals_a_real_pruned_run(testbed):
         assert o.usage == res.usage and o.vote_correct == res.correct and len(o.kept) == 8
 
 
+def test_step_checkpoints_read_off_one_launch_equal_real_step_runs(testbed):
+    """Fixed lengths and step checkpoints read off the same launch: each (signal, checkpoint, k) is the run Pruner
+    does with that one-stage schedule, each path checked at its own length (per-path signals; a set-dependent one
+    such as jaccard sees the other paths where the shared barrier holds them)."""
+    model, tok = testbed
+    problems = generate("chain", 8, 3, "test", 2) + generate("list", 6, 2, "test", 2)
+    sp = SamplingParams(n=8, temperature=1.0, max_new_tokens=120, seed=6, step_delimiter="3")
+    signals = ["random", "mean_logprob", "conf_lowest", "stop"]
+    checkpoints = [14, "step2/30", "step4/48"]
+    logs = list(SharedLaunch(model, tok, signals, checkpoints, sp, problems_per_batch=2).run(problems))
+    lengths = set()
+    for sig in signals:
+        for cp, k in [(14, 3), ("step2/30", 2), ("step4/48", 3)]:
+            for res, lg in zip(run_pruner(problems, model, tok, sig, f"{cp}:{k}", sp, problems_per_batch=2), logs):
+                o = outcome(lg.unit, lg.paths, Setting(sig, cp, k))
+                assert o.kept == [p.index for p in res.paths if p.kept], (sig, cp, k)
+                assert o.usage == res.usage and o.vote_correct == res.correct
+                by_index = {p["path_index"]: p for p in lg.paths}
+                for p in res.paths:
+                    if p.checked_at and isinstance(cp, str):
+                        assert by_index[p.index]["checked_at"][cp] == p.checked_at[0]
+                        lengths.add(p.checked_at[0])
+                    assert by_index[p.index]["signals"][sig].get(str(cp), [None])[0] == \
+                        (pytest.approx(p.scores[0], abs=1e-5) if p.scores else None)
+    assert len(lengths) >= 5  # the step checkpoints caught paths at many different lengths
+
+
 def _path(i, tokens, answer, correct, score=None, L=10, check=4, reenc=0):
     signals = {} if score is None else {"s": {str(L): [score, check, reenc]}}
     return {"path_index": i, "tokens": tokens, "answer": answer, "correct": correct, "finished": True,

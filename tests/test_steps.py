@@ -88,7 +88,7 @@ def test_paths_that_end_before_a_step_checkpoint_are_complete_not_checked(pruner
     out = pruner.generate(short.prompt, params, schedule="step3/40:1")[0]
     plain = pruner.generate(short.prompt, params)[0]
     assert all(p.kept and p.finished and not p.scores and not p.checked_at for p in out.paths)
-    assert out.usage == plain.usage and out.usage.kept_continuation == 0
+    assert out.usage.generated == plain.usage.generated == out.usage.kept_prefix  # all before the checkpoint
 
 
 def test_the_step_counter_matches_on_decoded_text(testbed):

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from .console import console, parse_int_list, progress_bar
-from .inputs import BACKEND_HELP
+from .inputs import BACKEND_HELP, cut_points, unescape
 
 
 def print_report(report, run_dir: Path) -> None:
@@ -37,7 +37,9 @@ def eval_(
     limit: int = typer.Option(None, help="Use only the first problems of each source."),
     signals: str = typer.Option("random,jaccard,mean_logprob,conf_lowest,stop", help="Comma-separated signals."),
     n: int = typer.Option(16, help="Paths per problem (N)."),
-    prefix: str = typer.Option("16", "--prefix-tokens", "--prefix", help="Checkpoint lengths L, comma-separated (first = main)."),
+    prefix: str = typer.Option("16", "--prefix-tokens", "--prefix", help="Checkpoints, comma-separated (first = main): "
+                               "lengths L, or stepM/L (each path at its M-th reasoning step, at most L tokens)."),
+    step_delimiter: str = typer.Option("\\n", help="Where a reasoning step ends, for stepM/L checkpoints."),
     keep: str = typer.Option("4", help="Kept paths k, comma-separated (first = main)."),
     temperature: float = typer.Option(1.0),
     top_p: float = typer.Option(1.0),
@@ -59,7 +61,8 @@ def eval_(
     seed_list = parse_int_list(seeds, "seeds") or (0,)
     problems, datasets = problems_with_datasets(benchmark or [], testbed_split, levels, per_level, limit, seed_list[0])
     report = evaluate(out, problems, datasets=datasets, model=model, signals=signals.split(","), n=n,
-                      prefixes=parse_int_list(prefix, "prefix") or (), keeps=parse_int_list(keep, "keep") or (),
+                      prefixes=cut_points(prefix), keeps=parse_int_list(keep, "keep") or (),
+                      step_delimiter=unescape(step_delimiter),
                       temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
                       seeds=seed_list, problems_per_batch=problems_per_batch, bootstrap=bootstrap, workers=workers,
                       ray_address=ray_address, worker_cpus=worker_cpus, worker_gpus=worker_gpus, backend=backend,

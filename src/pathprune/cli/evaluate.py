@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..engine.steps import DEFAULT_DELIMITER
 from ..errors import PathpruneError
 from ..tasks.problem import Problem
 from .console import progress_bar
@@ -19,11 +20,11 @@ EVAL_SIGNALS = ("random", "jaccard", "mean_logprob", "conf_lowest", "stop")
 
 def evaluate(out: str | Path, problems: Sequence[Problem], *, datasets: dict[str, str] | None = None,
              model: str = "testbed", signals: Sequence[str] = EVAL_SIGNALS, n: int = 16,
-             prefixes: Sequence[int] = (16,), keeps: Sequence[int] = (4,), temperature: float = 1.0,
+             prefixes: Sequence[int | str] = (16,), keeps: Sequence[int] = (4,), temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = 0, max_new_tokens: int = 160, seeds: Sequence[int] = (0,),
              problems_per_batch: int = 4, bootstrap: int = 1000, workers: int = 0, ray_address: str = "local",
              worker_cpus: float = 1.0, worker_gpus: float = 0.0, backend: str = "transformers",
-             source: dict | None = None):
+             source: dict | None = None, step_delimiter: str = DEFAULT_DELIMITER):
     """Every signal on the same launched paths of ``problems`` into the run directory ``out`` (resumed when it
     holds the same config), then the report (:func:`pathprune.evaluation.report.build_report`).
 
@@ -38,7 +39,8 @@ def evaluate(out: str | Path, problems: Sequence[Problem], *, datasets: dict[str
     out = Path(out)
     cfg = EvalConfig(model=model, signals=[s.strip() for s in signals if s.strip()], n=n, prefixes=list(prefixes),
                      keeps=list(keeps), seeds=list(seeds) or [0], problems_per_batch=problems_per_batch,
-                     sampling=dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens),
+                     sampling=dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
+                                   **({} if step_delimiter == DEFAULT_DELIMITER else {"step_delimiter": step_delimiter})),
                      problems=dict(source or {}))
     signal_objects = checked_signals(cfg.signals)
     if workers < 0:

@@ -308,8 +308,8 @@ class Pruner:
             n_tok = len(rec.tokens)
             if rec.pruned_at is not None:
                 usage.pruned_prefix += n_tok
-            else:  # the prefix: what it had at the last checkpoint (all of it when it ended before)
-                prefix = rec.checked_at[-1] if stages and len(rec.checked_at) == stages else n_tok
+            else:  # the prefix: what it had at the last checkpoint (all of it when it ended before; none unpruned)
+                prefix = (rec.checked_at[-1] if len(rec.checked_at) == stages else n_tok) if stages else 0
                 usage.kept_prefix += prefix
                 usage.kept_continuation += n_tok - prefix
             text = self.tokenizer.decode(rec.tokens, skip_special_tokens=True)

@@ -11,9 +11,16 @@ equals a :class:`~pathprune.engine.Pruner` run with schedule ``L:k`` (a test
 checks this path for path), at the cost of one unpruned run plus the checks,
 for any number of signals, checkpoints and k.
 
+Step checkpoints (``stepM/L``) are read off the same launch: each path pauses at
+the first point where one of the checkpoints it has not been scored at yet is
+reached (its own length for a step checkpoint), every signal scores it there,
+and it goes on to its next one; a barrier waits for every path's next pause.
+So fixed lengths and steps are compared on the very same paths.
+
 Records (one per path, grouped by problem) hold the path's length, answer and
-correctness, and per signal and checkpoint its score and the check and
-re-encoding tokens charged to it. Single-checkpoint schedules only: a cascade
+correctness, per signal and checkpoint its score and the check and
+re-encoding tokens charged to it, and (``checked_at``) the length at which each
+step checkpoint scored it. Single-checkpoint schedules only: a cascade
 re-ranks survivors with set-dependent signals (e.g. Jaccard diversity), which
 one shared pass cannot reproduce exactly; use ``pathprune run`` for cascades.
 """
@@ -33,6 +40,8 @@ from ..engine.loop import check_context, launch_check_resume, request_key, resol
 from ..engine.pruner import reencoded_per_row, score_view
 from ..engine.registry import get_signal
 from ..engine.sampling import SamplingParams
+from ..engine.schedule import parse_checkpoint
+from ..engine.steps import Pause, StepCounter
 from ..errors import PathpruneError
 from ..tasks.answers import extract_answer
 from ..tasks.grading import answers_equal
@@ -55,13 +64,14 @@ class SharedLaunch:
         model, tokenizer: from :func:`pathprune.load_model`, or a generation backend (e.g. the vLLM one) and its
             tokenizer.
         signals: registry specs (``"stop"``, ``"conf_lowest:8"``) or :class:`Signal` objects.
-        checkpoints: prefix lengths L at which every signal scores the live paths.
-        sampling: ``sampling.n`` is N; ``max_new_tokens`` bounds every path.
+        checkpoints: prefix lengths L, or step checkpoints ``"stepM/L"``, at which every signal scores the live
+            paths.
+        sampling: ``sampling.n`` is N; ``max_new_tokens`` bounds every path; ``step_delimiter`` ends a step.
     """
 
     top_logprobs = 5  # the Pruner's default: confidence signals read the same top-k
 
-    def __init__(self, model, tokenizer, signals: Sequence[Signal | str], checkpoints: Sequence[int],
+    def __init__(self, model, tokenizer, signals: Sequence[Signal | str], checkpoints: Sequence[int | str],
                  sampling: SamplingParams, *, problems_per_batch: int = 4):
         if not signals:
             raise PathpruneError("give at least one signal")
@@ -71,10 +81,17 @@ class SharedLaunch:
         self.names = [s if isinstance(s, str) else s.name for s in signals]
         if len(set(self.names)) != len(self.names):
             raise PathpruneError(f"signals given twice: {', '.join(self.names)}")
-        self.checkpoints = sorted(set(int(c) for c in checkpoints))
-        if not self.checkpoints or self.checkpoints[0] < 1 or self.checkpoints[-1] >= sampling.max_new_tokens:
+        try:
+            specs = {parse_checkpoint(str(c)) for c in checkpoints}
+        except ValueError:
+            raise PathpruneError(f"bad checkpoints {list(checkpoints)}: give lengths L or stepM/L") from None
+        if not specs or any(not 1 <= L < sampling.max_new_tokens or (m is not None and m < 1) for L, m in specs):
             raise PathpruneError(f"checkpoints must lie in 1..{sampling.max_new_tokens - 1} "
                                  f"(max_new_tokens {sampling.max_new_tokens}), got {list(checkpoints)}")
+        # (name, L, M): fixed lengths first, in order, as the single-barrier runs they were before step checkpoints
+        self.specs = sorted(((f"step{m}/{L}" if m is not None else str(L)), L, m) for L, m in specs)
+        self.specs.sort(key=lambda spec: (spec[2] is not None, spec[1], spec[2] or 0))
+        self.checkpoints = [name for name, _, _ in self.specs]
         if problems_per_batch < 1:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
         self.backend = as_backend(model, tokenizer)
@@ -96,28 +113,59 @@ class SharedLaunch:
         prompts = [list(r.prompt_ids) for r in requests]
         check_context(self.backend, prompts, params.max_new_tokens, [f"problem {p.id!r}" for p in problems])
         seed = resolve_seed(params.seed)
-        # per (problem index, path index): {signal: {L: (score, check tokens, re-encoded tokens)}}
+        # per (problem index, path index): {signal: {checkpoint: (score, check tokens, re-encoded tokens)}}
         scored: dict[tuple[int, int], dict[str, dict[str, list]]] = {}
         check_seconds: dict[str, dict[str, float]] = {name: {} for name in self.names}
+        counter = StepCounter(tok, params.step_delimiter)
+        seen: dict[tuple[int, int], set[str]] = {}  # checkpoints each path has been scored at
+        lengths: dict[tuple[int, int], dict[str, int]] = {}  # where each step checkpoint scored it
+        last_barrier: dict[str, int] = {}
 
-        def on_check(batch: LiveBatch, stage: int) -> None:
-            length = self.checkpoints[stage]
+        def reached(spec, tokens: list[int]) -> bool:
+            _, length, steps = spec
+            return len(tokens) >= length or (steps is not None and counter.count(tokens) >= steps)
+
+        def due(rec, tokens: list[int]) -> bool:
+            """Pause here: a checkpoint this path has not been scored at is reached (or none is left)."""
+            done = seen.get((rec.problem_index, rec.path_index), set())
+            left = [spec for spec in self.specs if spec[0] not in done]
+            return not left or any(reached(spec, tokens) for spec in left)
+
+        def on_check(batch: LiveBatch, barrier: int) -> None:
+            fired = []
+            for rec in batch.records:
+                done = seen.setdefault((rec.problem_index, rec.path_index), set())
+                now = [spec[0] for spec in self.specs if spec[0] not in done and reached(spec, rec.tokens)]
+                done.update(now)
+                fired.append(now)
+                for spec in self.specs:
+                    if spec[2] is not None and spec[0] in now:
+                        lengths.setdefault((rec.problem_index, rec.path_index), {})[spec[0]] = len(rec.tokens)
+            names_now = sorted({c for now in fired for c in now})
+            if not names_now:
+                return
+            last_barrier.update((c, barrier) for c in names_now)
             for name, signal in zip(self.names, self.signals):
-                # stage 0 for every checkpoint: each (L, k) is scored as the single-stage run L:k
+                # stage 0 for every checkpoint: each (checkpoint, k) is scored as the single-stage run C:k
                 view = CheckView(batch, requests, tok, stage=0, seed=seed)
                 before, ts = batch.check_tokens, time.perf_counter()
                 scores = score_view(signal, view).tolist()
-                check_seconds[name][str(length)] = time.perf_counter() - ts
+                elapsed = (time.perf_counter() - ts) / len(names_now)
+                for c in names_now:
+                    check_seconds[name][c] = check_seconds[name].get(c, 0.0) + elapsed
                 per_row = (batch.check_tokens - before) // len(batch)
-                for rec, score, reenc in zip(batch.records, scores, reencoded_per_row(view)):
-                    slot = scored.setdefault((rec.problem_index, rec.path_index), {})
-                    slot.setdefault(name, {})[str(length)] = [score, per_row, reenc]
+                for rec, score, reenc, now in zip(batch.records, scores, reencoded_per_row(view), fired):
+                    slot = scored.setdefault((rec.problem_index, rec.path_index), {}).setdefault(name, {})
+                    for c in now:
+                        slot[c] = [score, per_row, reenc]
 
+        # one barrier per checkpoint at most: each pauses every live path at its next checkpoint
+        pause = Pause(max(length for _, length, _ in self.specs), due)
         trace = launch_check_resume(self.backend, prompts, [request_key(r.id) for r in requests], params, seed,
-                                    self.checkpoints, on_check, self.top_logprobs)
-        decoded = [sum(trace.decode_seconds[:i + 1]) for i in range(len(self.checkpoints))]
-        launch_seconds = {str(length): t for length, t in zip(self.checkpoints, decoded)}
+                                    [pause] * len(self.specs), on_check, self.top_logprobs)
         total = sum(trace.decode_seconds)
+        launch_seconds = {c: sum(trace.decode_seconds[:last_barrier[c] + 1]) if c in last_barrier else total
+                          for c in self.checkpoints}
 
         share = 1 / len(problems)
         logs = []
@@ -136,6 +184,7 @@ class SharedLaunch:
                     "problem_id": problem.id, "path_index": rec.path_index, "tokens": len(rec.tokens),
                     "finished": rec.finished, "answer": answer,
                     "correct": answers_equal(problem.answer, answer, problem.answer_kind),
-                    "signals": scored.get((i, rec.path_index), {}), "text": text, "token_ids": list(rec.tokens)})
+                    "signals": scored.get((i, rec.path_index), {}), "text": text, "token_ids": list(rec.tokens),
+                    **({"checked_at": lengths[i, rec.path_index]} if (i, rec.path_index) in lengths else {})})
             logs.append(log)
         return logs

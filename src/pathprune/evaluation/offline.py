@@ -6,7 +6,8 @@ ended before). At ``L:k`` the k best live paths of a problem are kept (ties to
 that ended before L are complete, kept, and vote. Token usage follows
 :class:`~pathprune.engine.TokenUsage`: a pruned path spent exactly L tokens,
 a kept one its whole length; check and re-encoding tokens are those charged to
-the signal for the live paths at L.
+the signal for the live paths at L. A step checkpoint ``stepM/L`` reads the
+same way, each path's L being the length it was checked at (``checked_at``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engine.accounting import TokenUsage
+from ..engine.schedule import parse_checkpoint
 from ..engine.selection import majority, select_kept
 from ..tasks.grading import answers_equal
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One pruning setting: signal (None = no pruning), checkpoint L and keep k."""
+    """One pruning setting: signal (None = no pruning), checkpoint (L or ``"stepM/L"``) and keep k."""
 
     signal: str | None
-    prefix: int = 0
+    prefix: int | str = 0
     keep: int = 0
 
     @property
@@ -51,6 +53,14 @@ class ProblemOutcome:
         return any(self.correct)
 
 
+def checked_length(path: dict, checkpoint: int | str) -> int:
+    """Generated tokens of ``path`` at ``checkpoint`` (all of them when it ended before)."""
+    key = str(checkpoint)
+    if key in path.get("checked_at", {}):
+        return path["checked_at"][key]
+    return min(path["tokens"], parse_checkpoint(key)[0])
+
+
 def kept_paths(paths: list[dict], setting: Setting) -> list[int]:
     """Path indices a single-stage ``L:k`` run with this signal keeps."""
     if setting.signal is None:
@@ -76,13 +86,15 @@ def outcome(unit: dict, paths: list[dict], setting: Setting) -> ProblemOutcome:
         if entry is not None:
             usage.check += entry[1]
             usage.reencoded += entry[2]
-        if p["path_index"] not in kept:
-            usage.pruned_prefix += min(p["tokens"], setting.prefix)
-        elif setting.signal is None:
+        if setting.signal is None:
             usage.kept_continuation += p["tokens"]
+            continue
+        prefix = checked_length(p, setting.prefix)
+        if p["path_index"] not in kept:
+            usage.pruned_prefix += prefix
         else:
-            usage.kept_prefix += min(p["tokens"], setting.prefix)
-            usage.kept_continuation += max(0, p["tokens"] - setting.prefix)
+            usage.kept_prefix += prefix
+            usage.kept_continuation += p["tokens"] - prefix
     chosen = [p for p in paths if p["path_index"] in kept]
     voted = majority([p["answer"] for p in chosen])
     return ProblemOutcome(sorted(kept), [bool(p["correct"]) for p in chosen],

@@ -20,6 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..stats import auroc
+from .offline import checked_length
 from .summary import ByProblem
 
 CEILING = "prefix ceiling"
@@ -30,14 +31,14 @@ def _live(paths: list[dict], signal: str, key: str) -> list[dict]:
     return [p for p in paths if p["signals"].get(signal, {}).get(key) is not None]
 
 
-def ceiling_scores(paths: list[dict], prefix: int, live_signal: str) -> list[tuple[float, int]] | None:
+def ceiling_scores(paths: list[dict], prefix: int | str, live_signal: str) -> list[tuple[float, int]] | None:
     """(score, outcome) of the paths live at ``prefix`` (those ``live_signal`` scored) under the ideal prefix
     scorer: the share of right outcomes among the problem's live paths with the same first ``prefix`` tokens.
     None when the run did not record token ids."""
     live = _live(paths, live_signal, str(prefix))
     if any("token_ids" not in p for p in live):
         return None
-    prefixes = [tuple(p["token_ids"][:prefix]) for p in live]
+    prefixes = [tuple(p["token_ids"][:checked_length(p, prefix)]) for p in live]
     groups: dict[tuple, list[int]] = defaultdict(list)
     for ids, p in zip(prefixes, live):
         groups[ids].append(int(p["correct"]))

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.schedule import parse_checkpoint
 from ..io.atomic import write_json_atomic, write_text_atomic
 from .budget import equal_budget, worst_problems
 from .offline import Setting
@@ -59,6 +60,12 @@ def main_setting(cfg: EvalConfig, signal: str) -> Setting:
     return Setting(signal, cfg.prefixes[0], cfg.keeps[0])
 
 
+def at_checkpoint(checkpoint: int | str) -> str:
+    """``L = 48 tokens`` or ``step2/96 (the 2nd step, at most 96 tokens)``."""
+    length, steps = parse_checkpoint(str(checkpoint))
+    return f"L = {length} tokens" if steps is None else f"{checkpoint} (step {steps}, at most {length} tokens)"
+
+
 def _find(rows: list[dict], setting: Setting) -> dict:
     return next(r for r in rows if r["label"] == setting.label)
 
@@ -67,7 +74,7 @@ def paper_table(cfg: EvalConfig, by_dataset: dict[str, list[dict]]) -> str:
     """Rows model × dataset; columns no pruning and each signal (avg@k|N, tokens per problem, Δ)."""
     k, n, L = cfg.keeps[0], cfg.n, cfg.prefixes[0]
     head = ["model", "dataset", f"no pruning avg@{n}"] + [f"{s} ({signal_type(s)})" for s in cfg.signals]
-    lines = [f"avg@{k}|{n} in %, pruned at L = {L} tokens; tokens per problem (Δ = reduction vs no pruning).",
+    lines = [f"avg@{k}|{n} in %, pruned at {at_checkpoint(L)}; tokens per problem (Δ = reduction vs no pruning).",
              "", _md_row(head), "|" + "---|" * len(head)]
     for dataset, rows in by_dataset.items():
         base = _find(rows, Setting(None))
@@ -158,7 +165,7 @@ def figures(cfg: EvalConfig, rows: list[dict], out: Path, sc_rows: list[dict]) -
     ax.scatter([base["tokens"]], [100 * base["avg"]], marker="*", s=160, color="black", label="no pruning", zorder=5)
     ax.set_xlabel("total tokens per problem")
     ax.set_ylabel(f"avg@k|{cfg.n} (%)")
-    ax.set_title(f"avg@k|N vs tokens (N = {cfg.n}, L = {L}, k ∈ {sorted(cfg.keeps)})")
+    ax.set_title(f"avg@k|N vs tokens (N = {cfg.n}, {at_checkpoint(L)}, k ∈ {sorted(cfg.keeps)})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     files.append(out / "avg_vs_tokens.png")
@@ -167,7 +174,7 @@ def figures(cfg: EvalConfig, rows: list[dict], out: Path, sc_rows: list[dict]) -
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(cfg.prefixes), figsize=(5.2 * len(cfg.prefixes), 4.2), squeeze=False)
-    for ax, L in zip(axes[0], sorted(cfg.prefixes)):
+    for ax, L in zip(axes[0], sorted(cfg.prefixes, key=lambda c: (isinstance(c, str), parse_checkpoint(str(c))))):
         for s in cfg.signals:
             pts = sorted((_find(rows, Setting(s, L, k)) for k in cfg.keeps), key=lambda r: r["keep"])
             ax.plot([r["keep"] / cfg.n for r in pts], [100 * r["avg"] for r in pts], marker="o", label=s)
@@ -175,7 +182,7 @@ def figures(cfg: EvalConfig, rows: list[dict], out: Path, sc_rows: list[dict]) -
         ax.set_xscale("log", base=2)
         ax.set_xlabel("retention ratio γ = k/N")
         ax.set_ylabel(f"avg@k|{cfg.n} (%)")
-        ax.set_title(f"L = {L} tokens")
+        ax.set_title(at_checkpoint(L))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     files.append(out / "accuracy_vs_retention.png")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.sampling import SamplingParams
-from ..engine.schedule import Schedule, Stage
+from ..engine.schedule import Schedule, Stage, parse_checkpoint
 from ..errors import PathpruneError
 from ..io.runlog import RunLog
 from ..tasks.problem import Problem
@@ -32,8 +32,8 @@ class EvalConfig:
     model: str
     signals: list[str]
     n: int = 16
-    prefixes: list[int] = field(default_factory=lambda: [16])
-    """Checkpoints L; the first is the main one."""
+    prefixes: list[int | str] = field(default_factory=lambda: [16])
+    """Checkpoints L or ``"stepM/L"``; the first is the main one."""
     keeps: list[int] = field(default_factory=lambda: [4])
     """Numbers of kept paths k; the first is the main one."""
     sampling: dict = field(default_factory=dict)
@@ -55,9 +55,13 @@ class EvalConfig:
         if self.problems_per_batch < 1:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {self.problems_per_batch}")
         sampling = self.sampling_for(self.seeds[0])  # checks the sampling fields
-        for L in self.prefixes:  # every (L, k) read off the run is a valid one-stage schedule
+        for checkpoint in self.prefixes:  # every (checkpoint, k) read off the run is a valid one-stage schedule
+            try:
+                length, steps = parse_checkpoint(str(checkpoint))
+            except ValueError:
+                raise PathpruneError(f"bad checkpoint {checkpoint!r}: give a length L or stepM/L") from None
             for k in self.keeps:
-                Schedule((Stage(L, keep=k),)).check(self.n, sampling.max_new_tokens)
+                Schedule((Stage(length, keep=k, steps=steps),)).check(self.n, sampling.max_new_tokens)
 
     def sampling_for(self, seed: int) -> SamplingParams:
         return SamplingParams(n=self.n, seed=seed, **self.sampling)
