@@ -16,7 +16,7 @@ from pathprune.stop.labels import LabelConfig, label_problem, read_labels
 from pathprune.stop.train import train_stop
 from pathprune.stop.scorer_training import TrainConfig, label_metrics
 from pathprune.testbed.problems import generate
-from conftest import sorted_json_lines
+from conftest import cli, sorted_json_lines
 
 ARGS = ["--levels", "7,8", "--per-level", "3", "--n-filter", "8", "--k", "4", "--prefix-tokens", "12,20"]
 
@@ -40,6 +40,31 @@ def test_label_problem_records():
     assert len({tuple(r["prefix_token_ids"]) for r in records}) == len(records)  # deduplicated
     strict = LabelConfig(n_filter=8, k=2, min_correct=1.0, max_correct=1.0)
     assert label_problem(model, tok, problem, strict, {})[1] == [] or unit["n_correct"] == 8
+
+
+def test_labels_cut_at_reasoning_steps_where_the_engine_pauses(tmp_path):
+    """``stepM/L`` cuts: each prefix ends where its path wrote its M-th step (the engine's pause point:
+    StepCounter.position, tested against the engine in test_steps.py), one label per distinct prefix, named by its
+    checkpoint; through the CLI too."""
+    from pathprune.engine.steps import StepCounter
+
+    model, tok = load_model("testbed")
+    problem = generate("chain", 9, 1, "train")[0]
+    cfg = LabelConfig(n_filter=8, k=3, prefix_tokens=("step2/30", 12), min_correct=0.0, max_correct=1.0,
+                      step_delimiter="3")
+    _, records = label_problem(model, tok, problem, cfg, {})
+    steps = [r for r in records if r.get("checkpoint") == "step2/30"]
+    assert steps and len({tuple(r["prefix_token_ids"]) for r in records}) == len(records)
+    counter = StepCounter(tok, "3")
+    for r in steps:
+        prefix = r["prefix_token_ids"][r["prompt_len"]:]
+        assert counter.count(prefix) >= 2 > counter.count(prefix[:-1]) or r["prefix_len"] == 30
+    res = cli("label", "--out", str(tmp_path / "lab"), "--levels", "6", "--per-level", "1", "--n", "4", "--k", "2",
+              "--prefix-tokens", "step1/20", "--step-delimiter", ";")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in (tmp_path / "lab" / "labels.jsonl").read_text().splitlines()]
+    assert rows and all(r["checkpoint"] == "step1/20" for r in rows)
+    assert all(tok.decode(r["prefix_token_ids"][r["prompt_len"]:]).rstrip().endswith(";") for r in rows)
 
 
 def test_each_cut_continues_with_the_rest_of_its_own_budget():

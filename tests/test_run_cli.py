@@ -158,3 +158,17 @@ def test_report_tables_keep_every_value_under_its_header(tmp_path):
         assert all(len(row) == len(table[0]) for row in table), table[0]
     detail = next(t for t in parser.tables if t[0][0] == "setting")
     assert detail[0][2] == "avg@k|N % [95% CI]" and detail[0][3].startswith("cons@k")
+
+
+def test_run_with_a_step_schedule_and_delimiter(tmp_path):
+    out = tmp_path / "steps"
+    res = cli("run", "--out", str(out), "--levels", "6", "--per-level", "1", "--n", "4", "--schedule",
+              "step2/30:2", "--step-delimiter", ";", "--signal", "mean_logprob")
+    assert res.returncode == 0, res.stderr
+    paths = _lines(out / "paths.jsonl")
+    pruned = [p for p in paths if not p["kept"]]
+    assert len(pruned) == 4 and all(p["tokens"] < 30 for p in pruned)  # paused at the 2nd ";", not the cap
+    config = json.loads((out / "config.json").read_text())
+    assert config["sampling"]["step_delimiter"] == ";" and config["schedule"] == "step2/30:2"
+    bad = cli("run", "--out", str(tmp_path / "bad"), "--schedule", "step2:2")
+    assert bad.returncode != 0 and "stepM/L:k" in bad.stderr and not (tmp_path / "bad").exists()

@@ -136,6 +136,26 @@ def test_completions_several_prompts_and_aggregation(client):
         assert max(p.pruned_at or 0 for p in paths) == 1 and sum(p.kept for p in paths) >= 3  # two stages ran
 
 
+def test_step_checkpoints_per_request_with_their_own_delimiter(client):
+    """``schedule: stepM/L:k`` with a request's ``step_delimiter``: each path is checked where it wrote its M-th
+    step; a pruned path is exactly that prefix (paths pausing apart: tests/test_steps.py)."""
+    resp = client.completions.create(model="testbed", prompt=PROMPT, seed=4, max_tokens=120,
+                                     extra_body={"paths": 8, "schedule": "step2/30:3", "step_delimiter": "9",
+                                                 "signal": "mean_logprob", "return_paths": True})
+    ext = resp.model_extra["pathprune"]
+    paths = ext["results"][0]["paths"]
+    assert ext["schedule"] == "step2/30:3" and sum(p["kept"] for p in paths) == 3
+    for p in paths:
+        # before the cap: the request's delimiter was used (the default newline never comes on the testbed)
+        assert len(p["checked_at"]) == 1 and p["checked_at"][0] < 30
+        if not p["kept"]:  # its text is the prefix it was checked on, ending in its second 9
+            assert p["tokens"] == p["checked_at"][0]
+            assert p["text"].count("9") == 2 and p["text"].rstrip().endswith("9")
+    with pytest.raises(BadRequestError, match="step_delimiter"):
+        client.completions.create(model="testbed", prompt=PROMPT,
+                                  extra_body={"schedule": "step2/40:3", "step_delimiter": ""})
+
+
 def test_token_id_prompt_and_seed_reproduce(client, runner):
     ids = runner.tokenizer(PROMPT).input_ids
     kw = dict(model="testbed", seed=11, extra_body={"paths": 4, "keep": 2, "checkpoint": 8})

@@ -32,7 +32,7 @@ def usage_of(results: list[RequestOutput]) -> tuple[dict, TokenUsage]:
 def _path_dict(p: PathOutput) -> dict:
     scores = [s if math.isfinite(s) else None for s in p.scores]  # JSON has no infinities (NaN scores rank -inf)
     return {"index": p.index, "tokens": p.num_tokens, "kept": p.kept, "pruned_at": p.pruned_at,
-            "finished": p.finished, "answer": p.answer, "scores": scores, "text": p.text}
+            "finished": p.finished, "answer": p.answer, "scores": scores, "checked_at": p.checked_at, "text": p.text}
 
 
 def finish_reason(p: PathOutput) -> str:
