@@ -42,7 +42,7 @@ class _Stream:
         self.logprobs += list(comp.logprobs or [])
         self.cached = out.num_cached_tokens if out.num_cached_tokens is not None else self.cached
         self.finish_reason = comp.finish_reason
-        return None if out.finished or len(self.tokens) == seen else self.watch(self.tokens, seen)
+        return None if len(self.tokens) == seen else self.watch(self.tokens, seen)
 
     def output(self, keep: int | None = None) -> SimpleNamespace:
         """A finished ``RequestOutput``'s fields, cut to ``keep`` tokens (a pause: not finished by vLLM)."""
@@ -89,8 +89,9 @@ class EngineLoop:
                 continue
             stream = self._streams.get(rid)
             keep = stream.add(out) if stream is not None else None
-            if keep is not None:
-                paused.append(rid)
+            if keep is not None and not (out.finished and keep == len(stream.tokens)):  # (a last token: it ended)
+                if not out.finished:
+                    paused.append(rid)
                 self._finish(rid, stream.output(keep))
             elif out.finished:
                 self._finish(rid, out if stream is None else stream.output())
