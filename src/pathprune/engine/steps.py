@@ -57,14 +57,22 @@ class Pause:
     def of(cls, pause: Pause | int) -> Pause:
         return pause if isinstance(pause, Pause) else cls(int(pause))
 
+    def reached(self, rec: PathRecord, tokens: list[int]) -> bool:
+        """True once a path with these generated tokens is at (or past) this pause."""
+        return len(tokens) >= self.length or (self.early is not None and self.early(rec, tokens))
+
 
 def step_pause(counter: StepCounter, steps: int, cap: int) -> Pause:
     """The pause of checkpoint ``stepM/L``: at the ``steps``-th delimiter, at most ``cap`` tokens."""
     return Pause(cap, lambda rec, tokens: counter.count(tokens) >= steps)
 
 
+def checkpoint_pause(length: int, steps: int | None, counter: StepCounter | None) -> Pause:
+    """The pause of checkpoint ``L`` (``steps`` None) or ``stepM/L``."""
+    return Pause(length) if steps is None else step_pause(counter, steps, length)
+
+
 def stage_pauses(stages, tokenizer, delimiter: str = DEFAULT_DELIMITER) -> list[Pause]:
     """One :class:`Pause` per schedule stage (``L`` or ``stepM/L``)."""
     counter = StepCounter(tokenizer, delimiter) if any(s.steps is not None for s in stages) else None
-    return [step_pause(counter, s.steps, s.prefix_tokens) if s.steps is not None else Pause(s.prefix_tokens)
-            for s in stages]
+    return [checkpoint_pause(s.prefix_tokens, s.steps, counter) for s in stages]

@@ -250,7 +250,7 @@ class VllmBackend:
         pause = Pause.of(pause)
         rows, ids = [], []
         for r, rec in enumerate(batch.records):
-            if len(rec.tokens) >= pause.length or (pause.early is not None and pause.early(rec, rec.tokens)):
+            if pause.reached(rec, rec.tokens):
                 continue  # already there (a step reached before this stage): checked where it stands
             spec = (int(batch.keys[r]), len(rec.tokens), params.temperature, params.top_p, params.top_k, self.banned)
             rows.append(r)

@@ -41,7 +41,7 @@ from ..engine.pruner import reencoded_per_row, score_view
 from ..engine.registry import get_signal
 from ..engine.sampling import SamplingParams
 from ..engine.schedule import parse_checkpoint
-from ..engine.steps import Pause, StepCounter
+from ..engine.steps import Pause, StepCounter, checkpoint_pause
 from ..errors import PathpruneError
 from ..tasks.answers import extract_answer
 from ..tasks.grading import answers_equal
@@ -117,30 +117,27 @@ class SharedLaunch:
         scored: dict[tuple[int, int], dict[str, dict[str, list]]] = {}
         check_seconds: dict[str, dict[str, float]] = {name: {} for name in self.names}
         counter = StepCounter(tok, params.step_delimiter)
+        pauses = {name: checkpoint_pause(length, steps, counter) for name, length, steps in self.specs}
         seen: dict[tuple[int, int], set[str]] = {}  # checkpoints each path has been scored at
         lengths: dict[tuple[int, int], dict[str, int]] = {}  # where each step checkpoint scored it
         last_barrier: dict[str, int] = {}
 
-        def reached(spec, tokens: list[int]) -> bool:
-            _, length, steps = spec
-            return len(tokens) >= length or (steps is not None and counter.count(tokens) >= steps)
-
         def due(rec, tokens: list[int]) -> bool:
             """Pause here: a checkpoint this path has not been scored at is reached (or none is left)."""
             done = seen.get((rec.problem_index, rec.path_index), set())
-            left = [spec for spec in self.specs if spec[0] not in done]
-            return not left or any(reached(spec, tokens) for spec in left)
+            left = [name for name in pauses if name not in done]
+            return not left or any(pauses[name].reached(rec, tokens) for name in left)
 
         def on_check(batch: LiveBatch, barrier: int) -> None:
             fired = []
             for rec in batch.records:
                 done = seen.setdefault((rec.problem_index, rec.path_index), set())
-                now = [spec[0] for spec in self.specs if spec[0] not in done and reached(spec, rec.tokens)]
+                now = [name for name in pauses if name not in done and pauses[name].reached(rec, rec.tokens)]
                 done.update(now)
                 fired.append(now)
-                for spec in self.specs:
-                    if spec[2] is not None and spec[0] in now:
-                        lengths.setdefault((rec.problem_index, rec.path_index), {})[spec[0]] = len(rec.tokens)
+                for name in now:
+                    if pauses[name].early is not None:  # a step checkpoint: record the path's own length
+                        lengths.setdefault((rec.problem_index, rec.path_index), {})[name] = len(rec.tokens)
             names_now = sorted({c for now in fired for c in now})
             if not names_now:
                 return
