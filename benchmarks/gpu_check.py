@@ -9,7 +9,9 @@ N = 64 paths of one random-token prompt decoded to a prefix of L = 2,048 tokens 
   and the Check as a share of the launch time;
 * the KV cache (``LiveBatch.cache_bytes``) before and after pruning 64 -> 8 (``LiveBatch.select``), the
   allocator's memory around it and ``torch.cuda.max_memory_allocated`` over the whole run;
-* launch throughput (generated tokens per second, prefill included).
+* launch throughput (generated tokens per second, prefill included);
+* the per-path sampler's cost (``choose_tokens`` over the N rows' full-vocabulary logits, top-p 0.95) as a
+  share of a decode step (issue #24: on CPU it is about 5 % of a step).
 
 Run it on the lent GPU machine with the device tool: ``run`` with command ``bash benchmarks/gpu_check.sh``
 (it needs only torch, transformers, peft, safetensors and numpy; the figures also go to
@@ -141,6 +143,13 @@ def main() -> None:
     reached = sum(len(r.tokens) == length for r in batch.records)
     assert len(batch) == n and reached == n, f"only {reached}/{n} paths reached L={length}"
 
+    # the per-path sampler alone: one step's token choice for the N rows (T 0.7, top-p 0.95, full vocabulary)
+    sampling = sys.modules["pathprune.engine.sampling"]
+    workspace, nucleus = sampling.Workspace(), SamplingParams(temperature=0.7, top_p=0.95)
+    logits, keys = batch.logits.float(), batch.keys
+    sampler_s, _ = timed(lambda: sampling.choose_tokens(logits, nucleus, sampling.path_uniforms(keys, length),
+                                                        workspace), max(args.repeats, 5))
+
     # Check on the live cache vs re-encoding prompt + prefix
     bytes_full = batch.cache_bytes()
     check_s, p_cached = timed(lambda: stop.score_cached(batch), args.repeats)
@@ -171,6 +180,8 @@ def main() -> None:
         "lora_rank": args.rank, "eos": "none (empty EOS list: every path reached L)", "setup_s": round(setup_s, 2),
         "launch_s": round(launch_s, 3), "launch_tokens_per_s": round(n * length / launch_s, 1),
         "decode_ms_per_step": round(1e3 * launch_s / length, 2),
+        "sampler_ms_per_step": round(1e3 * sampler_s, 3),
+        "sampler_share_of_step_pct": round(100 * sampler_s / (launch_s / length), 2),
         "check_cached_s": round(check_s, 5), "check_reencode_s": round(reencode_s, 5),
         "reencode_over_cached": round(reencode_s / check_s, 1),
         "check_share_of_launch_pct": round(100 * check_s / launch_s, 3),
@@ -191,6 +202,8 @@ def main() -> None:
                   "EOS list empty (no path cut early)"),
         ("launch", f"{launch_s:.2f} s  ({fig['launch_tokens_per_s']:,.0f} tokens/s, "
                    f"{fig['decode_ms_per_step']:.1f} ms per step of {n} rows)"),
+        ("per-path sampler (T 0.7, top-p 0.95)", f"{fig['sampler_ms_per_step']:.3f} ms per step of {n} rows "
+                                                  f"({fig['sampler_share_of_step_pct']:.2f} % of a decode step)"),
         (f"STOP check, live cache (n_stop {stop.config.n_stop}, LoRA r {args.rank})", f"{check_s:.4f} s"),
         ("STOP check, re-encoding prompt + prefix", f"{reencode_s:.4f} s"),
         ("re-encode / live cache", f"{fig['reencode_over_cached']:.1f}x  (max |p diff| {max_dp:.4f})"),
