@@ -15,7 +15,10 @@ Step checkpoints (``stepM/L``) are read off the same launch: each path pauses at
 the first point where one of the checkpoints it has not been scored at yet is
 reached (its own length for a step checkpoint), every signal scores it there,
 and it goes on to its next one; a barrier waits for every path's next pause.
-So fixed lengths and steps are compared on the very same paths.
+So fixed lengths and steps are compared on the very same paths. A barrier may
+hold paths at different checkpoints: set-dependent signals then see their
+neighbours there, and an external scorer's re-encoding charge is split over
+all of them (kept sets and every other token count stay exact).
 
 Records (one per path, grouped by problem) hold the path's length, answer and
 correctness, per signal and checkpoint its score and the check and
