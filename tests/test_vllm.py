@@ -448,6 +448,12 @@ def test_step_checkpoints_on_vllm_pause_where_the_transformers_backend_does(plai
         full = sum((len(a.prompt_token_ids) + p.checked_at[0] - 1) // block * block for p in resumed)
         assert a.prefix_cache.get("resume", {}).get("cached", 0) == full
     assert len(lengths) >= 4  # paths paused at different lengths
+    cascade = "6:5,step2/30:3,40:2"  # kinds mixed
+    for ref, out in zip(Pruner(testbed, "mean_logprob").run(requests, params, schedule=cascade),
+                        plain_vllm.run(requests, params, schedule=cascade), strict=True):
+        assert [(p.token_ids, p.checked_at, p.pruned_at) for p in ref.paths] == \
+               [(p.token_ids, p.checked_at, p.pruned_at) for p in out.paths]
+        assert ref.usage == out.usage
     assert not plain_vllm.backend.loop.in_flight and not plain_vllm.backend.llm.llm_engine.has_unfinished_requests()
 
 
