@@ -106,10 +106,13 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, default=None)
     ap.add_argument("--signal", default="mean_logprob", help="Signal of the figure.")
     ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--show", default=None, help="Signals in the printed table (default: all).")
     args = ap.parse_args()
     cfg, _, _ = read_run(args.run)
     rows, sc = checkpoint_rows(args.run, args.boot)
-    print_table(rows, list(cfg.keeps))
+    shown = set(args.show.split(",")) if args.show else set(cfg.signals)
+    order = sorted(rows, key=lambda r: (r["mean_prefix_tokens"] or 0, r["kind"]))  # matched lengths side by side
+    print_table([r for r in order if r["signal"] in shown], list(cfg.keeps))
     if args.out:
         args.out.write_text(json.dumps({"run": cfg.__dict__, "rows": rows}, indent=1) + "\n")
     if args.figure:
