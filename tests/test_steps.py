@@ -118,6 +118,6 @@ def test_bad_step_stages_are_refused_when_built(spec, message):
 
 def test_step_schedules_print_as_they_parse_and_bad_delimiters_are_refused():
     assert str(Schedule.parse(" step1/64:8 , step3/160:t=0.5,200:2")) == "step1/64:8,step3/160:t=0.5,200:2"
-    assert Schedule.parse("step1/64:8").by_steps and not Schedule.parse("64:8").by_steps
+    assert [s.steps for s in Schedule.parse("step1/64:8,80:4").stages] == [1, None]
     with pytest.raises(PathpruneError, match="step_delimiter"):
         SamplingParams(step_delimiter="")

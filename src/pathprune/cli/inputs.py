@@ -93,7 +93,7 @@ def recorded(sampling) -> dict:
 def cut_points(text: str) -> tuple[int | str, ...]:
     """``"48,step2/96"`` → ``(48, "step2/96")``: token counts as ints, step checkpoints by name; a clear error
     otherwise."""
-    from ..engine.schedule import parse_checkpoint
+    from ..engine.schedule import checkpoint_name, parse_checkpoint
 
     cuts: list[int | str] = []
     for part in (p.strip() for p in text.split(",")):
@@ -104,5 +104,5 @@ def cut_points(text: str) -> tuple[int | str, ...]:
         except ValueError:
             raise PathpruneError(f"bad cut point {part!r}: give token counts L or stepM/L (e.g. 48,step2/96)",
                                  parameter="prefix_tokens", value=text) from None
-        cuts.append(length if steps is None else f"step{steps}/{length}")
+        cuts.append(length if steps is None else checkpoint_name(length, steps))
     return tuple(cuts)

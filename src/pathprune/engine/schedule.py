@@ -29,6 +29,12 @@ from dataclasses import dataclass
 from ..errors import PathpruneError
 
 
+def checkpoint_name(length: int, steps: int | None) -> str:
+    """``"48"`` or ``"step2/96"``: the name a checkpoint is written and keyed by (the inverse of
+    :func:`parse_checkpoint`)."""
+    return str(length) if steps is None else f"step{steps}/{length}"
+
+
 def parse_checkpoint(text: str) -> tuple[int, int | None]:
     """``"48"`` → (48, None); ``"step2/96"`` → (96, 2). ValueError when it is neither."""
     text = text.strip()
@@ -68,7 +74,7 @@ class Stage:
     @property
     def checkpoint(self) -> str:
         """``"L"`` or ``"stepM/L"``: where the stage pauses (the name evaluations key scores by)."""
-        return f"step{self.steps}/{self.prefix_tokens}" if self.steps is not None else str(self.prefix_tokens)
+        return checkpoint_name(self.prefix_tokens, self.steps)
 
     def __str__(self) -> str:
         return f"{self.checkpoint}:" + (str(self.keep) if self.keep is not None else f"t={self.threshold}")
@@ -99,11 +105,6 @@ class Schedule:
     @property
     def keeps(self) -> list[int | None]:
         return [s.keep for s in self.stages]
-
-    @property
-    def by_steps(self) -> bool:
-        """True when some stage pauses at reasoning steps."""
-        return any(s.steps is not None for s in self.stages)
 
     def __str__(self) -> str:
         return ",".join(map(str, self.stages))

@@ -43,7 +43,7 @@ from ..engine.loop import check_context, launch_check_resume, request_key, resol
 from ..engine.pruner import reencoded_per_row, score_view
 from ..engine.registry import get_signal
 from ..engine.sampling import SamplingParams
-from ..engine.schedule import parse_checkpoint
+from ..engine.schedule import checkpoint_name, parse_checkpoint
 from ..engine.steps import Pause, StepCounter, checkpoint_pause
 from ..errors import PathpruneError
 from ..tasks.answers import extract_answer
@@ -91,9 +91,8 @@ class SharedLaunch:
         if not specs or any(not 1 <= L < sampling.max_new_tokens or (m is not None and m < 1) for L, m in specs):
             raise PathpruneError(f"checkpoints must lie in 1..{sampling.max_new_tokens - 1} "
                                  f"(max_new_tokens {sampling.max_new_tokens}), got {list(checkpoints)}")
-        # (name, L, M): fixed lengths first, in order, as the single-barrier runs they were before step checkpoints
-        self.specs = sorted(((f"step{m}/{L}" if m is not None else str(L)), L, m) for L, m in specs)
-        self.specs.sort(key=lambda spec: (spec[2] is not None, spec[1], spec[2] or 0))
+        # (name, L, M): fixed lengths first, in order (each its own barrier, as before step checkpoints existed)
+        self.specs = [(checkpoint_name(L, m), L, m) for L, m in sorted(specs, key=lambda c: (c[1] is not None, c))]
         self.checkpoints = [name for name, _, _ in self.specs]
         if problems_per_batch < 1:
             raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}")
