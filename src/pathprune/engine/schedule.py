@@ -46,6 +46,19 @@ def parse_checkpoint(text: str) -> tuple[int, int | None]:
     return int(cap), int(steps)
 
 
+def checked_checkpoints(specs, max_new_tokens: int, what: str = "checkpoints") -> list[tuple[int, int | None]]:
+    """Every checkpoint of ``specs`` (lengths L or ``"stepM/L"``) as ``(L, M or None)``, checked:
+    1 <= L < max_new_tokens and M >= 1; a one-line error naming ``what`` otherwise."""
+    try:
+        cuts = [parse_checkpoint(str(c)) for c in specs]
+    except ValueError:
+        raise PathpruneError(f"bad {what} {list(specs)}: give lengths L or stepM/L", parameter=what) from None
+    if not cuts or any(not 1 <= L < max_new_tokens or (m is not None and m < 1) for L, m in cuts):
+        raise PathpruneError(f"{what} must lie in 1..{max_new_tokens - 1} (max_new_tokens {max_new_tokens}), "
+                             f"steps >= 1; got {list(specs)}", parameter=what)
+    return cuts
+
+
 @dataclass(frozen=True)
 class Stage:
     prefix_tokens: int

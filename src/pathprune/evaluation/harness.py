@@ -43,7 +43,7 @@ from ..engine.loop import check_context, launch_check_resume, request_key, resol
 from ..engine.pruner import reencoded_per_row, score_view
 from ..engine.registry import get_signal
 from ..engine.sampling import SamplingParams
-from ..engine.schedule import checkpoint_name, parse_checkpoint
+from ..engine.schedule import checked_checkpoints, checkpoint_name
 from ..engine.steps import Pause, StepCounter, checkpoint_pause
 from ..errors import PathpruneError
 from ..tasks.answers import extract_answer
@@ -84,13 +84,7 @@ class SharedLaunch:
         self.names = [s if isinstance(s, str) else s.name for s in signals]
         if len(set(self.names)) != len(self.names):
             raise PathpruneError(f"signals given twice: {', '.join(self.names)}")
-        try:
-            specs = {parse_checkpoint(str(c)) for c in checkpoints}
-        except ValueError:
-            raise PathpruneError(f"bad checkpoints {list(checkpoints)}: give lengths L or stepM/L") from None
-        if not specs or any(not 1 <= L < sampling.max_new_tokens or (m is not None and m < 1) for L, m in specs):
-            raise PathpruneError(f"checkpoints must lie in 1..{sampling.max_new_tokens - 1} "
-                                 f"(max_new_tokens {sampling.max_new_tokens}), got {list(checkpoints)}")
+        specs = set(checked_checkpoints(checkpoints, sampling.max_new_tokens))
         # (name, L, M): fixed lengths first, in order (each its own barrier, as before step checkpoints existed)
         self.specs = [(checkpoint_name(L, m), L, m) for L, m in sorted(specs, key=lambda c: (c[1] is not None, c))]
         self.checkpoints = [name for name, _, _ in self.specs]

@@ -27,7 +27,7 @@ from ..engine.backend import as_backend
 from ..engine.loop import sample
 from ..engine.request import encode_prompt
 from ..engine.sampling import SamplingParams
-from ..engine.schedule import parse_checkpoint
+from ..engine.schedule import checked_checkpoints, parse_checkpoint
 from ..engine.steps import DEFAULT_DELIMITER, StepCounter
 from ..errors import PathpruneError
 from ..io.runlog import RunLog
@@ -62,14 +62,7 @@ class LabelConfig:
             raise PathpruneError("need 0 <= min_correct <= max_correct <= 1")
         if self.k < 1 or self.n_filter < 1 or not self.prefix_tokens:
             raise PathpruneError("k and n_filter must be >= 1 and at least one prefix length is needed")
-        try:
-            cuts = [parse_checkpoint(str(c)) for c in self.prefix_tokens]
-        except ValueError:
-            raise PathpruneError(f"bad cut points {list(self.prefix_tokens)}: give token counts L or stepM/L",
-                                 parameter="prefix_tokens") from None
-        if any(L >= self.max_new_tokens or L < 1 or (m is not None and m < 1) for L, m in cuts):
-            raise PathpruneError(f"prefix lengths must lie in 1..{self.max_new_tokens - 1} (max_new_tokens), "
-                                 f"steps >= 1; got {list(self.prefix_tokens)}")
+        checked_checkpoints(self.prefix_tokens, self.max_new_tokens, "prefix_tokens")
 
 
 def _key(*parts) -> int:
