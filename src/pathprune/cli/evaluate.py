@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.steps import DEFAULT_DELIMITER
+from ..engine.steps import DEFAULT_DELIMITER, recorded_settings
 from ..errors import PathpruneError
 from ..tasks.problem import Problem
 from .console import progress_bar
@@ -39,8 +39,8 @@ def evaluate(out: str | Path, problems: Sequence[Problem], *, datasets: dict[str
     out = Path(out)
     cfg = EvalConfig(model=model, signals=[s.strip() for s in signals if s.strip()], n=n, prefixes=list(prefixes),
                      keeps=list(keeps), seeds=list(seeds) or [0], problems_per_batch=problems_per_batch,
-                     sampling=dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
-                                   **({} if step_delimiter == DEFAULT_DELIMITER else {"step_delimiter": step_delimiter})),
+                     sampling=recorded_settings(dict(temperature=temperature, top_p=top_p, top_k=top_k,
+                                                     max_new_tokens=max_new_tokens, step_delimiter=step_delimiter)),
                      problems=dict(source or {}))
     signal_objects = checked_signals(cfg.signals)
     if workers < 0:

@@ -82,14 +82,6 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def recorded(sampling) -> dict:
-    """A run's sampling settings as its config.json records them; the default step delimiter is left out, so
-    run directories written before step checkpoints existed still resume."""
-    from ..engine.steps import DEFAULT_DELIMITER
-
-    return {k: v for k, v in vars(sampling).items() if not (k == "step_delimiter" and v == DEFAULT_DELIMITER)}
-
-
 def cut_points(text: str) -> tuple[int | str, ...]:
     """``"48,step2/96"`` → ``(48, "step2/96")``: token counts as ints, step checkpoints by name; a clear error
     otherwise."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .console import console, progress_bar
-from .inputs import BACKEND_HELP, checked_backend, recorded, unescape
+from .inputs import BACKEND_HELP, checked_backend, unescape
 
 
 def run(
@@ -37,6 +37,7 @@ def run(
 ) -> None:
     """Sample N paths per problem, prune at the schedule's checkpoints with a signal, finish the rest, vote."""
     from ..engine import Pruner, SamplingParams, Schedule
+    from ..engine.steps import recorded_settings
     from ..evaluation.sources import load_problems
     from ..io.runlog import RunLog, cleaned_on_failure
     from .inputs import checked_signals
@@ -50,7 +51,7 @@ def run(
     problems = load_problems(benchmark, testbed_split, levels, per_level, limit, seed)
     config = {"model": model, "benchmark": benchmark, "testbed_split": testbed_split, "levels": levels,
               "per_level": per_level, "limit": limit, "signal": signal or "random", "schedule": schedule,
-              "sampling": recorded(sampling), "problems_per_batch": problems_per_batch,
+              "sampling": recorded_settings(vars(sampling)), "problems_per_batch": problems_per_batch,
               **({"backend": backend} if backend != "transformers" else {})}  # older run directories resume
     if backend == "vllm":
         pruner = Pruner(model, checked, schedule, problems_per_batch=problems_per_batch, backend="vllm")

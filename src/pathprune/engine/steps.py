@@ -19,6 +19,12 @@ from .batch import PathRecord
 DEFAULT_DELIMITER = "\n"
 
 
+def recorded_settings(settings: dict) -> dict:
+    """``settings`` as a run directory's config records them: a default ``step_delimiter`` is left out, so run
+    directories written before step checkpoints existed still resume."""
+    return {k: v for k, v in settings.items() if not (k == "step_delimiter" and v == DEFAULT_DELIMITER)}
+
+
 class StepCounter:
     """Counts a path's steps: delimiters in its decoded generated text."""
 

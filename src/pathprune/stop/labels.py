@@ -28,7 +28,7 @@ from ..engine.loop import sample
 from ..engine.request import encode_prompt
 from ..engine.sampling import SamplingParams
 from ..engine.schedule import checked_checkpoints, parse_checkpoint
-from ..engine.steps import DEFAULT_DELIMITER, StepCounter
+from ..engine.steps import DEFAULT_DELIMITER, StepCounter, recorded_settings
 from ..errors import PathpruneError
 from ..io.runlog import RunLog
 from ..tasks.grading import grade
@@ -132,10 +132,8 @@ def label_provenance(model_name: str, fp: dict, cfg: LabelConfig) -> dict:
 def open_label_log(out_dir: str | Path, model_name: str, fp: dict, cfg: LabelConfig,
                    problems: list[Problem]) -> RunLog:
     """The labelling run directory, resumed if present (the same for in-process and distributed runs)."""
-    label = asdict(cfg)
-    if label["step_delimiter"] == DEFAULT_DELIMITER:  # left out: runs labelled before step cuts existed resume
-        del label["step_delimiter"]
-    config = {"model": model_name, "fingerprint": fp, "label": label, "problems": [p.id for p in problems]}
+    config = {"model": model_name, "fingerprint": fp, "label": recorded_settings(asdict(cfg)),
+              "problems": [p.id for p in problems]}
     return RunLog(out_dir, config, items="labels.jsonl", units="problems.jsonl")
 
 
