@@ -1,7 +1,9 @@
 """The vLLM backend: Launch, Check and Resume on a stock vLLM engine.
 
 Every path is one vLLM request over token ids (pathprune's tokenizer encodes;
-vLLM never sees text). A checkpoint is a request that stops after ``L`` tokens;
+vLLM never sees text). A checkpoint is a request that stops after ``L`` tokens
+(a step checkpoint: its tokens stream back and it is aborted on the token that
+completes the path's M-th step, :mod:`pathprune.engine.vllm_loop`);
 Resume resubmits prompt + prefix as a new request, which reads the prefix's KV
 blocks from vLLM's prefix cache, and pruned paths are simply never resubmitted.
 Sampling follows pathprune's per-path random streams
