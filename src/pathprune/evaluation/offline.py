@@ -58,7 +58,8 @@ def checked_length(path: dict, checkpoint: int | str) -> int:
     key = str(checkpoint)
     if key in path.get("checked_at", {}):
         return path["checked_at"][key]
-    return min(path["tokens"], parse_checkpoint(key)[0])
+    length = parse_checkpoint(key)[0]
+    return min(path.get("tokens", length), length)
 
 
 def kept_paths(paths: list[dict], setting: Setting) -> list[int]:
