@@ -10,7 +10,7 @@ VPIP   := $(VLLM)/bin/python -m pip --disable-pip-version-check -q
 VSTAMP := $(VLLM)/.bootstrapped
 # The tests that exercise transformers (cache API, generation, PEFT) and FastAPI.
 VLLM_TESTS := tests/test_surface.py tests/test_engine.py tests/test_sampling.py tests/test_stop.py \
-              tests/test_serving.py tests/test_eval.py tests/test_models.py tests/test_vllm.py
+              tests/test_serving.py tests/test_eval.py tests/test_models.py tests/test_vllm.py tests/test_steps.py
 
 .PHONY: bootstrap vllm-env demo test clean
 
