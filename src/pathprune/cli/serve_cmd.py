@@ -16,7 +16,8 @@ def serve(
     served_name: str = typer.Option(None, help="Model name clients send (default: --model)."),
     stop_name: str = typer.Option("stop", help="Another name /classify accepts (e.g. assess_lora)."),
     paths: int = typer.Option(8, "--n", "--paths", help="Default N, paths per prompt."),
-    schedule: str = typer.Option("16:4", help="Default pruning schedule L:k[,L:k...]; none = no pruning."),
+    schedule: str = typer.Option("16:4", help="Default pruning schedule L:k[,L:k...] (a stage may be stepM/L:k; "
+                                 "requests set step_delimiter); none = no pruning."),
     signal: str = typer.Option(None, help="Default signal (stop when a STOP checkpoint is loaded, else mean_logprob)."),
     allow_signal: list[str] = typer.Option(None, "--allow-signal",
                                            help="A signal spec with an argument clients may use (repeatable)."),
