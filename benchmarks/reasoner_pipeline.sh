@@ -5,6 +5,7 @@
 #
 #   make bootstrap vllm-env && bash benchmarks/reasoner_pipeline.sh   # the documented run (hours on 2 cores)
 #   SMALL=1 bash benchmarks/reasoner_pipeline.sh                      # a few problems, tiny N/K (minutes)
+#   SAVE_LABELS=1 bash benchmarks/reasoner_pipeline.sh                # copy the labels so far into the repo
 #
 # Three disjoint sets of problems: training labels (train split, without the SFT pool: `pathprune label` drops
 # it, and the generator at seed 0 repeats the pool's 500 problems per level first, so --per-level 700 leaves
@@ -31,9 +32,33 @@ if [[ -x .venv-vllm/bin/pathprune ]]; then LABEL_BIN=.venv-vllm/bin; BACKEND=vll
 mkdir -p "$OUT"
 stage() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "STAGE $name $((SECONDS - t0)) s" | tee -a "$OUT/timings.txt"; }
 
+# Labels are the long pole (hours on 2 cores), so the repository carries the finished ones
+# (benchmarks/data/reasoner-labels/<dir>: config.json, problems.jsonl, labels.jsonl.gz, written by this very
+# command): a missing $OUT/<dir> starts from them and `pathprune label` resumes where they stop (it checks the
+# config, so a changed setting is refused, not mixed in). SMALL runs label from scratch.
+restore() {  # directory
+  local src=benchmarks/data/reasoner-labels/$1 dst=$OUT/$1
+  if [[ "${SMALL:-0}" != 1 && -f $src/config.json && ! -e $dst ]]; then
+    mkdir -p "$dst.tmp" && cp "$src/config.json" "$src/problems.jsonl" "$dst.tmp/"
+    gzip -dc "$src/labels.jsonl.gz" > "$dst.tmp/labels.jsonl" && mv "$dst.tmp" "$dst"
+    echo "restored $(wc -l < "$dst/problems.jsonl") labelled problems into $dst"
+  fi
+}
+
+save() {  # directory: the repository's copy, refreshed from $OUT (SAVE_LABELS=1, e.g. after a chunk)
+  local src=$OUT/$1 dst=benchmarks/data/reasoner-labels/$1
+  [[ -f $src/problems.jsonl ]] || return 0
+  mkdir -p "$dst" && cp "$src/config.json" "$src/problems.jsonl" "$dst/"
+  gzip -9nc "$src/labels.jsonl" > "$dst/labels.jsonl.gz"
+  echo "saved $(wc -l < "$dst/problems.jsonl") labelled problems into $dst"
+}
+if [[ "${SAVE_LABELS:-0}" == 1 ]]; then save labels-train; save labels-validation; exit 0; fi
+
 label() {  # split, problems per level, directory
+  restore "$3"
   $LABEL_BIN/pathprune label --out "$OUT/$3" --model $MODEL --benchmark $SPEC --testbed-split "$1" --per-level "$2" \
-    --n $NF --prefix-tokens $CUT --k $K --temperature 0.7 --max-new-tokens 192 --seed 0 --backend $BACKEND
+    --n $NF --prefix-tokens $CUT --k $K --temperature 0.7 --max-new-tokens 192 --seed 0 --backend $BACKEND \
+    --problems-per-batch 8
 }
 stage label-train label train $TRAIN labels-train     # 200 new problems per level (SMALL: 2)
 stage label-validation label validation $VAL labels-validation

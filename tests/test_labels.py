@@ -16,7 +16,7 @@ from pathprune.stop.labels import LabelConfig, label_problem, read_labels
 from pathprune.stop.train import train_stop
 from pathprune.stop.scorer_training import TrainConfig, label_metrics
 from pathprune.testbed.problems import generate
-from conftest import cli, sorted_json_lines
+from conftest import ROOT, cli, sorted_json_lines
 
 ARGS = ["--levels", "7,8", "--per-level", "3", "--n-filter", "8", "--k", "4", "--prefix-tokens", "12,20"]
 
@@ -40,6 +40,23 @@ def test_label_problem_records():
     assert len({tuple(r["prefix_token_ids"]) for r in records}) == len(records)  # deduplicated
     strict = LabelConfig(n_filter=8, k=2, min_correct=1.0, max_correct=1.0)
     assert label_problem(model, tok, problem, strict, {})[1] == [] or unit["n_correct"] == 8
+
+
+def test_labelling_problems_together_gives_the_labels_of_one_at_a_time(tmp_path):
+    """Several problems in one batch (fuller engine batches, `--problems-per-batch`): the draws are keyed by
+    problem, path and cut, so every unit row and record equals labelling each problem alone, filtered-out
+    problems and step cuts included."""
+    from pathprune.stop.labels import label_problems, run_labelling
+
+    model, tok = load_model("testbed")
+    problems = generate("chain", 9, 2, "train") + generate("list", 5, 2, "train")
+    cfg = LabelConfig(n_filter=6, k=3, prefix_tokens=(12, "step1/24"), min_correct=0.0, max_correct=0.5)
+    alone = [label_problem(model, tok, p, cfg, {"seed": 0}) for p in problems]
+    assert any(not unit["kept"] for unit, _ in alone) and any(unit["kept"] for unit, _ in alone)
+    assert label_problems(model, tok, problems, cfg, {"seed": 0}) == alone
+    with pytest.raises(PathpruneError, match="problems_per_batch must be >= 1"):
+        run_labelling(model, tok, problems, cfg, tmp_path / "labels", "testbed", problems_per_batch=0)
+    assert not (tmp_path / "labels").exists()
 
 
 def test_labels_cut_at_reasoning_steps_where_the_engine_pauses(tmp_path):
@@ -263,3 +280,41 @@ def test_reasoner_labels_never_use_its_sft_problems(tmp_path):
     assert "1 problems outside smollm2-135m-reasoner's SFT pool of 3000" in done.stdout
     ids = {r["problem_id"] for r in read_labels(out)}
     assert len(ids) == 1 and not ids & pool
+
+
+COMMITTED_LABELS = ROOT / "benchmarks" / "data" / "reasoner-labels"
+
+
+@pytest.mark.parametrize("split", ["labels-train", "labels-validation"])
+def test_the_committed_reasoner_labels_are_what_the_pipeline_writes_outside_the_sft_pool(split):
+    """The labels the repository carries for benchmarks/reasoner_pipeline.sh (issue #25) are a resumable run
+    directory of exactly its command: its problems outside the reasoner's SFT pool and in the pipeline's order,
+    one record per distinct prefix at L = 48, each soft label the mean of its K graded continuations."""
+    import gzip
+
+    from pathprune.evaluation.sources import load_problems
+    from pathprune.models.train_reasoner import sft_problem_ids
+
+    folder = COMMITTED_LABELS / split
+    if not folder.is_dir():
+        pytest.skip(f"no committed {split}")
+    config = json.loads((folder / "config.json").read_text())
+    units = [json.loads(line) for line in (folder / "problems.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in gzip.open(folder / "labels.jsonl.gz", "rt")]
+    pool = sft_problem_ids("smollm2-135m-reasoner")
+    per_level = {"labels-train": 700, "labels-validation": 40}[split]
+    name = split.removeprefix("labels-")
+    planned = [p.id for p in load_problems("reasoner:3,4,5", name, per_level=per_level, exclude=pool)]
+    assert config["model"] == "smollm2-135m-reasoner" and config["problems"] == planned
+    assert config["label"]["prefix_tokens"] == [48] and config["label"]["k"] == 8
+    done = [u["problem_id"] for u in units]
+    assert done == planned[:len(done)] and not set(done) & pool  # resumed in order, nothing from the SFT pool
+    kept = {u["problem_id"]: u["prefixes"] for u in units if u["kept"]}
+    assert {r["problem_id"] for r in records} <= set(kept)
+    assert sum(kept.values()) == len(records)
+    by_problem: dict[str, set] = {}
+    for r in records:
+        assert r["prefix_len"] == 48 and len(r["prefix_token_ids"]) == r["prompt_len"] + 48
+        assert len(r["outcomes"]) == 8 and r["soft_label"] == sum(r["outcomes"]) / 8
+        by_problem.setdefault(r["problem_id"], set()).add(tuple(r["prefix_token_ids"]))
+    assert sum(map(len, by_problem.values())) == len(records)  # one record per distinct prefix

@@ -151,7 +151,8 @@ def test_labelling_on_vllm_equals_the_transformers_labels(stop_vllm, testbed, tm
 
     cfg = LabelConfig(n_filter=6, prefix_tokens=(12, 20), k=4, max_new_tokens=90, min_correct=0.0, max_correct=1.0)
     problems = PROBLEMS[:2]
-    run_labelling(stop_vllm.backend, stop_vllm.tokenizer, problems, cfg, tmp_path / "vllm", "testbed")
+    run_labelling(stop_vllm.backend, stop_vllm.tokenizer, problems, cfg, tmp_path / "vllm", "testbed",
+                  problems_per_batch=2)  # together on vLLM, one at a time on transformers: the same labels
     run_labelling(testbed[0], testbed[1], problems, cfg, tmp_path / "hf", "testbed")
     ours, ref = read_labels(tmp_path / "vllm"), read_labels(tmp_path / "hf")
     assert len(ours) == len(ref) > 0

@@ -29,6 +29,8 @@ def label(
     temperature: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(160),
     seed: int = typer.Option(0),
+    problems_per_batch: int = typer.Option(4, help="Problems labelled together (the same labels, fuller "
+                                           "batches; a killed run loses those in flight)."),
     workers: int = typer.Option(0, help="Ray workers (one model replica each); 0 or 1 = in this process."),
     ray_address: str = typer.Option("local", help="local = start Ray here; auto, HOST:PORT or ray://HOST:PORT "
                                                   "joins a cluster."),
@@ -73,7 +75,8 @@ def label(
                 progress=lambda n: bar.advance(task, n))
         else:
             m, tok = model_and_tokenizer(model, backend)
-            log = run_labelling(m, tok, problems, cfg, out, model, progress=lambda n: bar.advance(task, n))
+            log = run_labelling(m, tok, problems, cfg, out, model, progress=lambda n: bar.advance(task, n),
+                                problems_per_batch=problems_per_batch)
     kept = sum(bool(u.get("kept")) for u in log.units)
     failed = [u for u in log.units if u.get("failed")]
     console.print(f"{len(log.units)} problems, {kept} kept by the filter, {len(log.items)} labelled prefixes "

@@ -71,52 +71,70 @@ def _key(*parts) -> int:
 
 def label_problem(model, tok, problem: Problem, cfg: LabelConfig, provenance: dict) -> tuple[dict, list[dict]]:
     """Label one problem: (unit row, prefix records). No records when the problem is filtered out."""
-    prompt = encode_prompt(tok, problem.input)
+    return label_problems(model, tok, [problem], cfg, provenance)[0]
+
+
+def label_problems(model, tok, problems: list[Problem], cfg: LabelConfig,
+                   provenance: dict) -> list[tuple[dict, list[dict]]]:
+    """Label ``problems`` together: (unit row, prefix records) per problem, in order.
+
+    Every draw is keyed by (problem, path, cut), not by the position in a batch, so labelling several problems
+    at once gives the labels of one at a time, in fewer and fuller engine batches: the filter paths of all
+    problems are one batch, and so are their prefixes' continuations (8 prefixes at a time in process, where
+    the KV cache is ours to bound; all at once on vLLM, which schedules its own)."""
+    backend = as_backend(model, tok)
+    prompts = [encode_prompt(tok, problem.input) for problem in problems]
     params = SamplingParams(n=cfg.n_filter, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    paths = sample(model, tok, [prompt], params, problem_keys=[_key(problem.id)])[0]
-    correct = [grade(problem, tok.decode(p, skip_special_tokens=True))[1] for p in paths]
-    share = sum(correct) / len(paths)
-    unit = {"problem_id": problem.id, "n_correct": sum(correct), "n_filter": len(paths),
-            "kept": cfg.min_correct <= share <= cfg.max_correct, "prefixes": 0}
-    if not unit["kept"]:
-        return unit, []
-    prefixes: dict[tuple[int, ...], tuple[int, int]] = {}
-    step_cuts: dict[tuple[int, ...], str] = {}
+    filtered = sample(backend, tok, prompts, params, problem_keys=[_key(p.id) for p in problems])
     counter = StepCounter(tok, cfg.step_delimiter)
-    for i, p in enumerate(paths):
-        for spec in cfg.prefix_tokens:
-            length, steps = parse_checkpoint(str(spec))
-            cut = length if steps is None else counter.position(p, steps, length)
-            if cut is not None and len(p) > cut:  # the path was still running at the cut
-                prefixes.setdefault(tuple(p[:cut]), (i, cut))
-                if steps is not None:
-                    step_cuts.setdefault(tuple(p[:cut]), str(spec))
-    items = list(prefixes.items())
-    records = []
-    for start in range(0, len(items), 8):
-        chunk = items[start:start + 8]
-        conts = {}
-        for cut in sorted({cut for _, (_, cut) in chunk}):
+    units, correct, todo = [], [], []  # todo: (problem index, prefix, path index, cut, step checkpoint or None)
+    for j, (problem, paths) in enumerate(zip(problems, filtered, strict=True)):
+        right = [grade(problem, tok.decode(p, skip_special_tokens=True))[1] for p in paths]
+        share = sum(right) / len(paths)
+        units.append({"problem_id": problem.id, "n_correct": sum(right), "n_filter": len(paths),
+                      "kept": cfg.min_correct <= share <= cfg.max_correct, "prefixes": 0})
+        correct.append(right)
+        if not units[-1]["kept"]:
+            continue
+        prefixes: dict[tuple[int, ...], tuple[int, int]] = {}
+        step_cuts: dict[tuple[int, ...], str] = {}  # a prefix that some step checkpoint cut: the first one
+        for i, p in enumerate(paths):
+            for spec in cfg.prefix_tokens:
+                length, steps = parse_checkpoint(str(spec))
+                cut = length if steps is None else counter.position(p, steps, length)
+                if cut is not None and len(p) > cut:  # the path was still running at the cut
+                    prefixes.setdefault(tuple(p[:cut]), (i, cut))
+                    if steps is not None:
+                        step_cuts.setdefault(tuple(p[:cut]), str(spec))
+        todo += [(j, pre, i, cut, step_cuts.get(pre)) for pre, (i, cut) in prefixes.items()]
+    chunk = 8 if backend.in_process else max(1, len(todo))
+    conts: dict[tuple[int, tuple[int, ...]], list[list[int]]] = {}
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        for cut in sorted({item[3] for item in part}):
             # a continuation from cut L may run to the path's own budget: max_new_tokens - L, not less
             cont_params = SamplingParams(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                                          max_new_tokens=cfg.max_new_tokens - cut, seed=cfg.seed + 1)
-            group = [(pre, i) for pre, (i, c) in chunk if c == cut]
-            drawn = sample(model, tok, [prompt + list(pre) for pre, _ in group], cont_params,
-                           problem_keys=[_key(problem.id, i, cut) for _, i in group])
-            conts.update(((pre, cut), outs) for (pre, _), outs in zip(group, drawn))
-        for pre, (i, cut) in chunk:
-            outs = conts[pre, cut]
-            outcomes = [int(grade(problem, tok.decode(list(pre) + c, skip_special_tokens=True))[1]) for c in outs]
-            records.append({
-                "problem_id": problem.id, "path_index": i, "prefix_len": cut, "prompt_len": len(prompt),
-                "prefix_token_ids": prompt + list(pre), "soft_label": sum(outcomes) / len(outcomes),
-                "outcomes": outcomes, "continuation_tokens": [len(c) for c in outs],
-                "path_correct": bool(correct[i]), "meta": _meta(problem), "provenance": provenance,
-                **({"checkpoint": step_cuts[pre]} if pre in step_cuts else {}),
-            })
-    unit["prefixes"] = len(records)
-    return unit, records
+            group = [(j, pre, i) for j, pre, i, c, _ in part if c == cut]
+            drawn = sample(backend, tok, [prompts[j] + list(pre) for j, pre, _ in group], cont_params,
+                           problem_keys=[_key(problems[j].id, i, cut) for j, _, i in group])
+            conts.update(((j, pre), outs) for (j, pre, _), outs in zip(group, drawn, strict=True))
+    records: list[list[dict]] = [[] for _ in problems]
+    for j, pre, i, cut, step in todo:
+        problem = problems[j]
+        outcomes = [int(grade(problem, tok.decode(list(pre) + c, skip_special_tokens=True))[1])
+                    for c in conts[j, pre]]
+        records[j].append({
+            "problem_id": problem.id, "path_index": i, "prefix_len": cut, "prompt_len": len(prompts[j]),
+            "prefix_token_ids": prompts[j] + list(pre), "soft_label": sum(outcomes) / len(outcomes),
+            "outcomes": outcomes, "continuation_tokens": [len(c) for c in conts[j, pre]],
+            "path_correct": bool(correct[j][i]), "meta": _meta(problem), "provenance": provenance,
+            **({"checkpoint": step} if step is not None else {}),
+        })
+    for unit, recs in zip(units, records, strict=True):
+        unit["prefixes"] = len(recs)
+    return list(zip(units, records, strict=True))
 
 
 def _meta(problem: Problem) -> dict:
@@ -138,22 +156,26 @@ def open_label_log(out_dir: str | Path, model_name: str, fp: dict, cfg: LabelCon
 
 
 def run_labelling(model, tok, problems: list[Problem], cfg: LabelConfig, out_dir: str | Path,
-                  model_name: str, progress=None) -> RunLog:
+                  model_name: str, progress=None, problems_per_batch: int = 1) -> RunLog:
     """Label ``problems`` into ``out_dir`` (``labels.jsonl`` + ``problems.jsonl``), resuming if present.
 
     ``model`` is a transformers model or a generation backend (``pathprune label --backend vllm``: the
-    rollouts run on vLLM, with the same per-path random streams, so the labels are the same)."""
+    rollouts run on vLLM, with the same per-path random streams, so the labels are the same).
+    ``problems_per_batch`` problems are labelled together (:func:`label_problems`: the same labels); a killed
+    run loses at most those in flight."""
+    if problems_per_batch < 1:
+        raise PathpruneError(f"problems_per_batch must be >= 1, got {problems_per_batch}",
+                             parameter="problems_per_batch", value=problems_per_batch)
     backend = as_backend(model, tok)
     fp = fingerprint(backend.model) if backend.in_process else fingerprint_files(backend.path)
     log = open_label_log(out_dir, model_name, fp, cfg, problems)
     provenance = label_provenance(model_name, fp, cfg)
-    for problem in problems:
-        if problem.id in log.done:
-            continue
-        unit, records = label_problem(backend, tok, problem, cfg, provenance)
-        log.append(unit, records)
-        if progress:
-            progress(1)
+    todo = [problem for problem in problems if problem.id not in log.done]
+    for start in range(0, len(todo), problems_per_batch):
+        for unit, records in label_problems(backend, tok, todo[start:start + problems_per_batch], cfg, provenance):
+            log.append(unit, records)
+            if progress:
+                progress(1)
     return log
 
 
