@@ -49,7 +49,11 @@ save() {  # directory: the repository's copy, refreshed from $OUT (SAVE_LABELS=1
   local src=$OUT/$1 dst=benchmarks/data/reasoner-labels/$1
   [[ -f $src/problems.jsonl ]] || return 0
   mkdir -p "$dst" && cp "$src/config.json" "$src/problems.jsonl" "$dst/"
-  gzip -9nc "$src/labels.jsonl" > "$dst/labels.jsonl.gz"
+  # only records of finished problems (a running labeller writes a problem's records before its problems line)
+  python3 -c 'import json, sys
+done = {json.loads(line)["problem_id"] for line in open(sys.argv[1])}
+sys.stdout.writelines(line for line in open(sys.argv[2]) if line.endswith("\n") and json.loads(line)["problem_id"] in done)' \
+    "$dst/problems.jsonl" "$src/labels.jsonl" | gzip -9n > "$dst/labels.jsonl.gz"
   echo "saved $(wc -l < "$dst/problems.jsonl") labelled problems into $dst"
 }
 if [[ "${SAVE_LABELS:-0}" == 1 ]]; then save labels-train; save labels-validation; exit 0; fi
