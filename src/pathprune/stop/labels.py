@@ -88,6 +88,7 @@ def label_problems(model, tok, problems: list[Problem], cfg: LabelConfig,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     filtered = sample(backend, tok, prompts, params, problem_keys=[_key(p.id) for p in problems])
     counter = StepCounter(tok, cfg.step_delimiter)
+    cuts = [(str(spec), *parse_checkpoint(str(spec))) for spec in cfg.prefix_tokens]  # parsed once, used per path
     units, correct, todo = [], [], []  # todo: (problem index, prefix, path index, cut, step checkpoint or None)
     for j, (problem, paths) in enumerate(zip(problems, filtered, strict=True)):
         right = [grade(problem, tok.decode(p, skip_special_tokens=True))[1] for p in paths]
@@ -95,19 +96,8 @@ def label_problems(model, tok, problems: list[Problem], cfg: LabelConfig,
         units.append({"problem_id": problem.id, "n_correct": sum(right), "n_filter": len(paths),
                       "kept": cfg.min_correct <= share <= cfg.max_correct, "prefixes": 0})
         correct.append(right)
-        if not units[-1]["kept"]:
-            continue
-        prefixes: dict[tuple[int, ...], tuple[int, int]] = {}
-        step_cuts: dict[tuple[int, ...], str] = {}  # a prefix that some step checkpoint cut: the first one
-        for i, p in enumerate(paths):
-            for spec in cfg.prefix_tokens:
-                length, steps = parse_checkpoint(str(spec))
-                cut = length if steps is None else counter.position(p, steps, length)
-                if cut is not None and len(p) > cut:  # the path was still running at the cut
-                    prefixes.setdefault(tuple(p[:cut]), (i, cut))
-                    if steps is not None:
-                        step_cuts.setdefault(tuple(p[:cut]), str(spec))
-        todo += [(j, pre, i, cut, step_cuts.get(pre)) for pre, (i, cut) in prefixes.items()]
+        if units[-1]["kept"]:
+            todo += [(j, *item) for item in _distinct_prefixes(paths, cuts, counter)]
     chunk = 8 if backend.in_process else max(1, len(todo))
     conts: dict[tuple[int, tuple[int, ...]], list[list[int]]] = {}
     for start in range(0, len(todo), chunk):
@@ -135,6 +125,22 @@ def label_problems(model, tok, problems: list[Problem], cfg: LabelConfig,
     for unit, recs in zip(units, records, strict=True):
         unit["prefixes"] = len(recs)
     return list(zip(units, records, strict=True))
+
+
+def _distinct_prefixes(paths: list[list[int]], cuts: list[tuple[str, int, int | None]],
+                       counter: StepCounter) -> list[tuple[tuple[int, ...], int, int, str | None]]:
+    """(prefix, path index, cut, step checkpoint or None) once per distinct prefix, in path order: every path cut
+    at every ``(spec, L, M)`` where it was still running; a prefix some step checkpoint cut names the first."""
+    prefixes: dict[tuple[int, ...], tuple[int, int]] = {}
+    step_cuts: dict[tuple[int, ...], str] = {}
+    for i, p in enumerate(paths):
+        for spec, length, steps in cuts:
+            cut = length if steps is None else counter.position(p, steps, length)
+            if cut is not None and len(p) > cut:  # the path was still running at the cut
+                prefixes.setdefault(tuple(p[:cut]), (i, cut))
+                if steps is not None:
+                    step_cuts.setdefault(tuple(p[:cut]), spec)
+    return [(pre, i, cut, step_cuts.get(pre)) for pre, (i, cut) in prefixes.items()]
 
 
 def _meta(problem: Problem) -> dict:
