@@ -29,8 +29,9 @@ def label(
     temperature: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(160),
     seed: int = typer.Option(0),
-    problems_per_batch: int = typer.Option(4, help="Problems labelled together (the same labels, fuller "
-                                           "batches; a killed run loses those in flight)."),
+    problems_per_batch: int = typer.Option(4, help="Problems labelled together in this process (the same "
+                                           "labels, fuller batches; a killed run loses those in flight; Ray "
+                                           "workers take one at a time)."),
     workers: int = typer.Option(0, help="Ray workers (one model replica each); 0 or 1 = in this process."),
     ray_address: str = typer.Option("local", help="local = start Ray here; auto, HOST:PORT or ray://HOST:PORT "
                                                   "joins a cluster."),
