@@ -170,6 +170,7 @@ def main():
                     "rollouts of each label, e.g. 4,8")
     ap.add_argument("--model", default="testbed", help="the base model STOP attaches to (the labels' generator)")
     ap.add_argument("--variants", default=None, help="comma-separated subset of variant names to train, then stop")
+    ap.add_argument("--skip", default="", help="comma-separated variant names left out of the table (not trained)")
     ap.add_argument("--reuse", action="store_true", help="load checkpoints in --work trained with the same settings")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -208,12 +209,14 @@ def main():
                  for n in map(int, filter(None, args.sweep.split(",")))]
     shares = {f"stop --label-share {p}": int(p) / 100 for p in filter(None, args.label_shares.split(","))}
     variants += [(name, StopConfig(), main_t) for name in shares]
-    if args.variants is not None:
-        wanted = [v.strip() for v in args.variants.split(",")]
-        unknown = set(wanted) - {name for name, _, _ in variants}
-        if unknown:
-            raise SystemExit(f"unknown variants {sorted(unknown)}")
-        variants = [v for v in variants if v[0] in wanted]
+    skipped = [v.strip() for v in args.skip.split(",") if v.strip()]
+    wanted = [v.strip() for v in args.variants.split(",")] if args.variants is not None else []
+    unknown = set(wanted + skipped) - {name for name, _, _ in variants}
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}")
+    if set(skipped) & {args.ship_variant, args.ship_lp_variant}:
+        raise SystemExit("--skip cannot leave out the shipped variants (the gains are theirs)")
+    variants = [v for v in variants if v[0] not in skipped and (not wanted or v[0] in wanted)]
     for name, cfg, tcfg in variants:
         t0 = time.perf_counter()
         out = Path(args.work) / name.replace(" ", "_").replace("-", "")
@@ -263,7 +266,8 @@ def main():
     settings = {k: getattr(args, k) for k in ("model", "label_ks", "label_shares", "epochs", "batch_size",
                                               "sweep_epochs", "lr", "min_steps", "warmup_steps",
                                               "weight_decay", "loss", "rank_weight",
-                                              "select", "sweep", "max_grad_norm", "ship_variant", "ship_lp_variant")}
+                                              "select", "sweep", "skip", "max_grad_norm", "ship_variant",
+                                              "ship_lp_variant")}
     Path(args.out).write_text(json.dumps({"settings": settings, "train_prefixes": len(train),
                                           "selection_prefixes": len(val),
                                           "reported_on": args.test or args.val,
