@@ -42,8 +42,8 @@ demo: bootstrap
 	$(VENV)/bin/pathprune demo
 
 test: bootstrap vllm-env
-	$(VENV)/bin/pytest -q
-	$(VLLM)/bin/pytest -q -m "not slow" -p no:cacheprovider $(VLLM_TESTS)
+	$(VENV)/bin/pytest -q --durations=15   # the slowest tests, printed: the suite has a time budget
+	$(VLLM)/bin/pytest -q --durations=15 -m "not slow" -p no:cacheprovider $(VLLM_TESTS)
 
 clean:
 	rm -rf $(VENV) $(VLLM) build *.egg-info src/*.egg-info

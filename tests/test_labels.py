@@ -318,3 +318,18 @@ def test_the_committed_reasoner_labels_are_what_the_pipeline_writes_outside_the_
         assert len(r["outcomes"]) == 8 and r["soft_label"] == sum(r["outcomes"]) / 8
         by_problem.setdefault(r["problem_id"], set()).add(tuple(r["prefix_token_ids"]))
     assert sum(map(len, by_problem.values())) == len(records)  # one record per distinct prefix
+
+
+def test_the_reasoner_pipeline_splits_share_no_problem():
+    """Training labels, validation labels (which choose epochs and settings) and the verdict's test problems
+    of benchmarks/reasoner_pipeline.sh are three disjoint sets, none of them in the reasoner's SFT pool."""
+    from pathprune.evaluation.sources import load_problems
+    from pathprune.models.train_reasoner import sft_problem_ids
+
+    pool = sft_problem_ids("smollm2-135m-reasoner")
+    # as the pipeline loads them: `pathprune label` drops the SFT pool, `pathprune eval` takes its split whole
+    ids = {split: {p.id for p in load_problems("reasoner:3,4,5", split, per_level=per_level, exclude=drop)}
+           for split, per_level, drop in (("train", 700, pool), ("validation", 40, pool), ("test", 60, ()))}
+    assert [len(s) for s in ids.values()] == [600, 120, 180]
+    assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"]
+    assert not ids["validation"] & ids["test"] and not set().union(*ids.values()) & pool
