@@ -175,18 +175,6 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    train, val = read_labels(args.train), read_labels(args.val)
-    report = read_labels(args.test) if args.test else val  # what the table reports
-    model, tok = load_model(args.model)
-    rows, scores = {}, {}
-    print(f"{len(train)} training prefixes, {len(val)} selection prefixes, reporting on {len(report)} prefixes "
-          f"({len({r['problem_id'] for r in report})} problems, {'--test' if args.test else '--val'})")
-    report_lp = prefix_logprobs(model, tok, report)
-    encoded = None  # the base model's prefix caches, encoded once for every variant trained (frozen backbone)
-    if args.variants is None:
-        for name, s in baseline_scores(model, tok, report).items():
-            scores[name] = s
-            rows[name] = label_metrics(s, report)
     main_t = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          loss=args.loss,
                          rank_weight=args.rank_weight, select=args.select, max_grad_norm=args.max_grad_norm,
@@ -217,6 +205,18 @@ def main():
     if set(skipped) & {args.ship_variant, args.ship_lp_variant}:
         raise SystemExit("--skip cannot leave out the shipped variants (the gains are theirs)")
     variants = [v for v in variants if v[0] not in skipped and (not wanted or v[0] in wanted)]
+    train, val = read_labels(args.train), read_labels(args.val)
+    report = read_labels(args.test) if args.test else val  # what the table reports
+    model, tok = load_model(args.model)
+    rows, scores = {}, {}
+    print(f"{len(train)} training prefixes, {len(val)} selection prefixes, reporting on {len(report)} prefixes "
+          f"({len({r['problem_id'] for r in report})} problems, {'--test' if args.test else '--val'})")
+    report_lp = prefix_logprobs(model, tok, report)
+    encoded = None  # the base model's prefix caches, encoded once for every variant trained (frozen backbone)
+    if args.variants is None:
+        for name, s in baseline_scores(model, tok, report).items():
+            scores[name] = s
+            rows[name] = label_metrics(s, report)
     for name, cfg, tcfg in variants:
         t0 = time.perf_counter()
         out = Path(args.work) / name.replace(" ", "_").replace("-", "")

@@ -283,6 +283,7 @@ def test_reasoner_labels_never_use_its_sft_problems(tmp_path):
 
 
 COMMITTED_LABELS = ROOT / "benchmarks" / "data" / "reasoner-labels"
+PIPELINE_PER_LEVEL = {"train": 700, "validation": 40, "test": 60}  # benchmarks/reasoner_pipeline.sh's splits
 
 
 @pytest.mark.parametrize("split", ["labels-train", "labels-validation"])
@@ -302,9 +303,8 @@ def test_the_committed_reasoner_labels_are_what_the_pipeline_writes_outside_the_
     units = [json.loads(line) for line in (folder / "problems.jsonl").read_text().splitlines()]
     records = [json.loads(line) for line in gzip.open(folder / "labels.jsonl.gz", "rt")]
     pool = sft_problem_ids("smollm2-135m-reasoner")
-    per_level = {"labels-train": 700, "labels-validation": 40}[split]
     name = split.removeprefix("labels-")
-    planned = [p.id for p in load_problems("reasoner:3,4,5", name, per_level=per_level, exclude=pool)]
+    planned = [p.id for p in load_problems("reasoner:3,4,5", name, per_level=PIPELINE_PER_LEVEL[name], exclude=pool)]
     assert config["model"] == "smollm2-135m-reasoner" and config["problems"] == planned
     assert config["label"]["prefix_tokens"] == [48] and config["label"]["k"] == 8
     done = [u["problem_id"] for u in units]
@@ -328,8 +328,9 @@ def test_the_reasoner_pipeline_splits_share_no_problem():
 
     pool = sft_problem_ids("smollm2-135m-reasoner")
     # as the pipeline loads them: `pathprune label` drops the SFT pool, `pathprune eval` takes its split whole
-    ids = {split: {p.id for p in load_problems("reasoner:3,4,5", split, per_level=per_level, exclude=drop)}
-           for split, per_level, drop in (("train", 700, pool), ("validation", 40, pool), ("test", 60, ()))}
+    ids = {split: {p.id for p in load_problems("reasoner:3,4,5", split, per_level=per_level,
+                                               exclude=() if split == "test" else pool)}
+           for split, per_level in PIPELINE_PER_LEVEL.items()}
     assert [len(s) for s in ids.values()] == [600, 120, 180]
     assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"]
     assert not ids["validation"] & ids["test"] and not set().union(*ids.values()) & pool
