@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +232,26 @@ def test_hub_dataset_spec_fails_in_one_line_offline(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "hf:openai/gsm8k:test" in err and ("datasets` package" in err or "cannot load from the hub" in err)
     assert err.count("\n") == 1 and not (tmp_path / "hub").exists()
+
+
+def test_path_auroc_counts_right_paths_in_the_common_prefix_and_the_others():
+    """benchmarks/path_auroc.py's prefix groups on a hand-built run: problem a holds prefix X three times (2 of
+    3 right) and Y once (right); problem b's only live path is its common prefix (wrong), its other path ended
+    before the checkpoint and counts nowhere."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "path_auroc.py"
+    spec = importlib.util.spec_from_file_location("path_auroc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def p(ids, correct, score=0.5):
+        return {"token_ids": ids, "tokens": len(ids), "correct": correct, "signals": {"random": {"4": score}}}
+
+    paths = {"a": [p([1, 2, 3, 4, 9], 1), p([1, 2, 3, 4, 8], 1), p([1, 2, 3, 4, 7], 0), p([1, 2, 3, 5, 9], 1)],
+             "b": [p([5, 5, 5, 5, 5], 0), p([5, 5], 1, score=None)]}
+    groups = module.prefix_groups([{"unit_id": "a"}, {"unit_id": "b"}], paths, 4, "random")
+    assert groups == {"prefix": 4, "prefixes_per_problem": 1.5, "common_paths": 4, "other_paths": 1,
+                      "common_right": 0.5, "other_right": 1.0}
+    no_ids = {"a": [{k: v for k, v in q.items() if k != "token_ids"} for q in paths["a"]]}
+    assert module.prefix_groups([{"unit_id": "a"}], no_ids, 4, "random") is None  # a run without token ids
