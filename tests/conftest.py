@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,34 @@ def load_testbed():
 @pytest.fixture(scope="session")
 def testbed():
     return load_testbed()
+
+
+@contextmanager
+def model_cache(folder: Path):
+    """Models built in ``folder`` (PATHPRUNE_CACHE) from local files only (HF_HUB_OFFLINE) while inside."""
+    old = {k: os.environ.get(k) for k in ("PATHPRUNE_CACHE", "HF_HUB_OFFLINE")}
+    os.environ.update(PATHPRUNE_CACHE=str(folder), HF_HUB_OFFLINE="1")
+    try:
+        yield folder
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def prepared_cache(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A model cache that started empty, with the SmolLM2 reasoner prepared in it offline (the GGUF converted, the
+    adapter merged): ``(folder, that preparation's progress messages)``. One preparation (~25 s) for every test
+    that checks it, instead of one each."""
+    from pathprune.models import resolve
+
+    messages: list[str] = []
+    with model_cache(tmp_path_factory.mktemp("cache")) as folder:
+        resolve("smollm2-135m-reasoner", progress=messages.append)
+    return folder, messages
 
 
 @pytest.fixture(scope="session")

@@ -32,8 +32,9 @@ def test_label_train_and_run_with_the_trained_checkpoint(tmp_path):
     recs = [json.loads(x) for x in (labels / "labels.jsonl").read_text().splitlines()]
     assert recs and {r["prefix_len"] for r in recs} <= {8, 12} and all(len(r["outcomes"]) == 2 for r in recs)
     proc = _ok(cli("train", "--labels", str(labels), "--val-labels", str(labels), "--out", str(ckpt),
-                   "--epochs", "1", "--batch-size", "8", "--stop-tokens", "2", "--rank", "4", timeout=300))
-    assert f"saved {ckpt}" in proc.stdout
+                   "--epochs", "1", "--min-steps", "0", "--batch-size", "8", "--stop-tokens", "2", "--rank", "4",
+                   timeout=300))  # --min-steps 0: one step (the default recipe runs >= 300, 30 s here)
+    assert f"saved {ckpt}: epoch 1," in proc.stdout  # the one epoch asked for
     assert (ckpt / "adapter" / "adapter_model.safetensors").is_file() or any(ckpt.rglob("*.safetensors"))
     run = tmp_path / "run"
     _ok(cli("run", "--out", str(run), "--levels", "6", "--per-level", "1", "--n", "4", "--schedule", "8:2",
@@ -82,11 +83,13 @@ def test_testbed_train_a_few_steps(tmp_path):
 
 
 @pytest.mark.slow
-def test_models_prepare_and_train_reasoner(tmp_path):
-    """prepare merges the shipped adapter into the GGUF base offline; train-reasoner runs one SFT step on it."""
-    env = {**os.environ, "PATHPRUNE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+def test_models_prepare_and_train_reasoner(tmp_path, prepared_cache):
+    """prepare answers with the model's folder in the cache it is told (converting and merging offline into an
+    empty cache: tests/test_reasoner_model.py); train-reasoner runs one SFT step on it."""
+    folder, _ = prepared_cache
+    env = {**os.environ, "PATHPRUNE_CACHE": str(folder), "HF_HUB_OFFLINE": "1"}
     path = _ok(cli("models", "prepare", "smollm2-135m", env=env, timeout=600)).stdout.strip().splitlines()[-1]
-    assert (tmp_path / "cache") in Path(path).parents and (Path(path) / "model.safetensors").is_file()
+    assert folder in Path(path).parents and (Path(path) / "model.safetensors").is_file()
     out = tmp_path / "reasoner"
     proc = _ok(cli("models", "train-reasoner", "--out", str(out), "--steps", "1", "--batch-size", "1", "--levels",
                    "1", "--per-level", "2", "--threads", "2", env=env, timeout=600))

@@ -1,6 +1,7 @@
 """The evaluation harness: exact equality with real pruned runs, metric definitions by hand, CLI end to end."""
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -225,11 +226,13 @@ def test_signal_quality_and_paired_gain_by_hand():
     assert paired_gain([unit], paths, Setting("s", 10, 1), Setting("o", 10, 1), n_boot=50)[0] == 0.0
 
 
-def test_hub_dataset_spec_fails_in_one_line_offline(tmp_path, capsys):
-    """`--benchmark hf:NAME[:SPLIT]` loads a hub dataset; without `datasets` or a hub it is one clear line."""
-    assert main(["eval", "--out", str(tmp_path / "hub"), "--benchmark", "hf:openai/gsm8k:test", "--n", "2",
-                 "--keep", "1"]) == 2
-    err = capsys.readouterr().err
+def test_hub_dataset_spec_fails_in_one_line_offline(tmp_path):
+    """`--benchmark hf:NAME[:SPLIT]` loads a hub dataset; without `datasets` or a hub it is one clear line.
+    HF_HUB_OFFLINE: the hub client's answer at once, not after its ~20 s of retries on a machine without a network."""
+    res = cli("eval", "--out", str(tmp_path / "hub"), "--benchmark", "hf:openai/gsm8k:test", "--n", "2", "--keep", "1",
+              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    err = res.stderr
+    assert res.returncode == 2, err
     assert "hf:openai/gsm8k:test" in err and ("datasets` package" in err or "cannot load from the hub" in err)
     assert err.count("\n") == 1 and not (tmp_path / "hub").exists()
 

@@ -1,6 +1,5 @@
 """Model loading: HF directories of several architectures, the real SmolLM2 GGUF, and bad input."""
 
-import os
 import time
 
 import pytest
@@ -13,6 +12,7 @@ from pathprune.errors import PathpruneError
 from pathprune.models import load_model, resolve
 from pathprune.tasks.problem import Problem
 from pathprune.testbed.tokenizer import VOCAB, build_tokenizer
+from conftest import model_cache
 
 
 def _tiny(arch: str):
@@ -45,25 +45,18 @@ def test_load_hf_directory(tmp_path, arch):
 
 
 @pytest.fixture(scope="module")
-def smollm(tmp_path_factory):
-    old = os.environ.get("PATHPRUNE_CACHE")
-    os.environ["PATHPRUNE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    messages = []
-    try:
-        model, tok = load_model("smollm2-135m", progress=messages.append)
+def smollm(prepared_cache):
+    folder, messages = prepared_cache
+    with model_cache(folder):
+        model, tok = load_model("smollm2-135m")
         yield model, tok, messages
-    finally:
-        if old is None:
-            os.environ.pop("PATHPRUNE_CACHE")
-        else:
-            os.environ["PATHPRUNE_CACHE"] = old
 
 
 @pytest.mark.slow
 def test_gguf_end_to_end(smollm):
     model, tok, messages = smollm
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.vocab_size == 49152
-    assert any("converting" in m for m in messages)  # converted once...
+    assert any("converting" in m for m in messages)  # converted once (preparing the reasoner)...
     t0, again = time.perf_counter(), []
     path = resolve("smollm2-135m", progress=again.append)
     assert not again and (path / "model.safetensors").is_file()  # ...and cached afterwards

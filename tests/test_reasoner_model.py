@@ -2,7 +2,6 @@
 real reasoner on held-out problems (far above the base model); the training command's resumability guards."""
 
 import json
-import os
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from pathprune.models import EMBEDDED, load_model, resolve
 from pathprune.models.merge import ADAPTERS_DIR, MARKER, check_adapter, is_merged
 from pathprune.tasks.grading import grade
 from pathprune.tasks.reasoner import suite
+from conftest import model_cache
 
 ADAPTER = ADAPTERS_DIR / "smollm2-135m-reasoner"
 
@@ -58,25 +58,18 @@ def test_train_reasoner_refuses_another_recipe_in_the_same_folder(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def fresh_cache(tmp_path_factory):
-    old = {k: os.environ.get(k) for k in ("PATHPRUNE_CACHE", "HF_HUB_OFFLINE")}
-    os.environ["PATHPRUNE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    os.environ["HF_HUB_OFFLINE"] = "1"  # built from local files only
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def fresh_cache(prepared_cache):
+    folder, messages = prepared_cache
+    with model_cache(folder):
+        yield folder, messages
 
 
 @pytest.mark.slow
 def test_prepared_offline_from_the_gguf_and_the_adapter(fresh_cache, capsys):
-    messages = []
-    path = resolve("smollm2-135m-reasoner", progress=messages.append)
+    folder, messages = fresh_cache  # what preparing it in an empty cache said
+    path = resolve("smollm2-135m-reasoner")
     assert any("converting" in m for m in messages) and any("merging" in m for m in messages)
+    assert folder in path.parents
     assert (path / "model.safetensors").is_file() and (path / MARKER).is_file() and is_merged(path.name, ADAPTER)
     t0, again = time.perf_counter(), []
     assert resolve("smollm2-135m-reasoner", progress=again.append) == path and not again  # cached

@@ -111,7 +111,7 @@ def _number(cfg: TrainConfig, name: str, ok, need: str) -> None:
 STOP_RECIPE = TrainConfig(epochs=10, lr=1e-3, batch_size=16, max_grad_norm=1.0, min_steps=300)
 """What ``pathprune train`` runs for STOP unless told otherwise. 10 epochs at lr 2e-3, batch 32 (the earlier
 default, 20-80 steps on a few hundred prefixes) left STOP at the constant predictor on SmolLM2; this recipe
-memorises 64 prefixes there within its first 120 steps (``tests/test_stop_learns.py``), and 300 steps leave
+memorises 64 prefixes there within its first 120 steps (32 within 60: ``tests/test_stop_learns.py``), and 300 steps leave
 room for labels less separable than a memorisation target."""
 
 
