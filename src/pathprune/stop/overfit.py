@@ -15,7 +15,7 @@ from ..tasks.problem import Problem
 
 
 def paired_prefixes(model, tokenizer, problems: list[Problem], count: int, length: int, n: int = 6,
-                    temperature: float = 0.7, chunk: int = 16) -> list[dict]:
+                    temperature: float = 0.7, chunk: int = 24) -> list[dict]:
     """Up to ``count`` label records: the first two distinct of ``n`` sampled prefixes of each problem in turn
     (labels 0 then 1), sampled ``chunk`` problems at a time with each problem's position as its random key."""
     out: list[dict] = []
