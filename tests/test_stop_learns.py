@@ -19,6 +19,7 @@ from pathprune.stop.scorer_training import TrainConfig, planned_epochs
 from pathprune.tasks.reasoner import suite
 from pathprune.testbed import problems as testbed_problems
 
+
 def recipe(steps: int) -> TrainConfig:
     """``pathprune train``'s defaults (lr, batch, clipping) for ``steps`` optimiser steps."""
     return TrainConfig(epochs=1, min_steps=steps, lr=1e-3, batch_size=16, max_grad_norm=1.0)
