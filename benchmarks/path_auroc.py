@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pathprune.evaluation.outcomes import checked_length, outcome_auroc  # noqa: E402
+from pathprune.evaluation.outcomes import live_prefixes, outcome_auroc  # noqa: E402
 from pathprune.evaluation.runs import read_run  # noqa: E402
 
 
@@ -28,13 +28,12 @@ def prefix_groups(units: list[dict], paths: dict[str, list[dict]], prefix: int |
     """Right-outcome share of the live paths (those ``live_signal`` scored at ``prefix``, as for the ceiling) in
     each problem's most common first-``prefix``-tokens group (ties: the first path's) and in its other groups;
     None when the run recorded no token ids."""
-    if any("token_ids" not in p for ps in paths.values() for p in ps):
-        return None
     tally = {"common": [0, 0], "other": [0, 0]}  # [right, paths]
     n_groups = []
     for u in units:
-        live = [p for p in paths[u["unit_id"]] if p["signals"].get(live_signal, {}).get(str(prefix)) is not None]
-        keys = [tuple(p["token_ids"][:checked_length(p, prefix)]) for p in live]
+        if (seen := live_prefixes(paths[u["unit_id"]], prefix, live_signal)) is None:
+            return None
+        live, keys = seen
         if not keys:
             continue
         top = Counter(keys).most_common(1)[0][0]

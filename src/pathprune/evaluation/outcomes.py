@@ -31,14 +31,22 @@ def _live(paths: list[dict], signal: str, key: str) -> list[dict]:
     return [p for p in paths if p["signals"].get(signal, {}).get(key) is not None]
 
 
+def live_prefixes(paths: list[dict], prefix: int | str, live_signal: str) -> tuple[list[dict], list[tuple]] | None:
+    """The paths live at ``prefix`` (those ``live_signal`` scored) and each one's first ``prefix`` tokens, what a
+    prefix scorer sees; None when the run did not record token ids."""
+    live = _live(paths, live_signal, str(prefix))
+    if any("token_ids" not in p for p in live):
+        return None
+    return live, [tuple(p["token_ids"][:checked_length(p, prefix)]) for p in live]
+
+
 def ceiling_scores(paths: list[dict], prefix: int | str, live_signal: str) -> list[tuple[float, int]] | None:
     """(score, outcome) of the paths live at ``prefix`` (those ``live_signal`` scored) under the ideal prefix
     scorer: the share of right outcomes among the problem's live paths with the same first ``prefix`` tokens.
     None when the run did not record token ids."""
-    live = _live(paths, live_signal, str(prefix))
-    if any("token_ids" not in p for p in live):
+    if (seen := live_prefixes(paths, prefix, live_signal)) is None:
         return None
-    prefixes = [tuple(p["token_ids"][:checked_length(p, prefix)]) for p in live]
+    live, prefixes = seen
     groups: dict[tuple, list[int]] = defaultdict(list)
     for ids, p in zip(prefixes, live):
         groups[ids].append(int(p["correct"]))
