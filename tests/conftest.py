@@ -55,6 +55,13 @@ def prepared_cache(tmp_path_factory) -> tuple[Path, list[str]]:
     return folder, messages
 
 
+@pytest.fixture(scope="module")
+def in_prepared_cache(prepared_cache):
+    """:func:`prepared_cache`, PATHPRUNE_CACHE pointing at it for the rest of the module."""
+    with model_cache(prepared_cache[0]):
+        yield prepared_cache
+
+
 @pytest.fixture(scope="session")
 def benchmarks_dir() -> Path:
     if not BENCHMARKS.is_dir():

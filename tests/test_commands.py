@@ -6,12 +6,11 @@ here. Commands with their own console-script tests elsewhere: demo (test_demo), 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from conftest import cli
+from conftest import cli, model_cache
 
 
 def _ok(proc):
@@ -86,11 +85,10 @@ def test_testbed_train_a_few_steps(tmp_path):
 def test_models_prepare_and_train_reasoner(tmp_path, prepared_cache):
     """prepare answers with the model's folder in the cache it is told (converting and merging offline into an
     empty cache: tests/test_reasoner_model.py); train-reasoner runs one SFT step on it."""
-    folder, _ = prepared_cache
-    env = {**os.environ, "PATHPRUNE_CACHE": str(folder), "HF_HUB_OFFLINE": "1"}
-    path = _ok(cli("models", "prepare", "smollm2-135m", env=env, timeout=600)).stdout.strip().splitlines()[-1]
-    assert folder in Path(path).parents and (Path(path) / "model.safetensors").is_file()
-    out = tmp_path / "reasoner"
-    proc = _ok(cli("models", "train-reasoner", "--out", str(out), "--steps", "1", "--batch-size", "1", "--levels",
-                   "1", "--per-level", "2", "--threads", "2", env=env, timeout=600))
+    with model_cache(prepared_cache[0]) as folder:  # the commands inherit the environment
+        path = _ok(cli("models", "prepare", "smollm2-135m", timeout=600)).stdout.strip().splitlines()[-1]
+        assert folder in Path(path).parents and (Path(path) / "model.safetensors").is_file()
+        out = tmp_path / "reasoner"
+        proc = _ok(cli("models", "train-reasoner", "--out", str(out), "--steps", "1", "--batch-size", "1", "--levels",
+                       "1", "--per-level", "2", "--threads", "2", timeout=600))
     assert (out / "adapter" / "adapter_model.safetensors").is_file(), proc.stdout

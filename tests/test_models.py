@@ -12,7 +12,6 @@ from pathprune.errors import PathpruneError
 from pathprune.models import load_model, resolve
 from pathprune.tasks.problem import Problem
 from pathprune.testbed.tokenizer import VOCAB, build_tokenizer
-from conftest import model_cache
 
 
 def _tiny(arch: str):
@@ -45,11 +44,9 @@ def test_load_hf_directory(tmp_path, arch):
 
 
 @pytest.fixture(scope="module")
-def smollm(prepared_cache):
-    folder, messages = prepared_cache
-    with model_cache(folder):
-        model, tok = load_model("smollm2-135m")
-        yield model, tok, messages
+def smollm(in_prepared_cache):
+    model, tok = load_model("smollm2-135m")
+    return model, tok, in_prepared_cache[1]
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ from pathprune.models import EMBEDDED, load_model, resolve
 from pathprune.models.merge import ADAPTERS_DIR, MARKER, check_adapter, is_merged
 from pathprune.tasks.grading import grade
 from pathprune.tasks.reasoner import suite
-from conftest import model_cache
 
 ADAPTER = ADAPTERS_DIR / "smollm2-135m-reasoner"
 
@@ -57,16 +56,9 @@ def test_train_reasoner_refuses_another_recipe_in_the_same_folder(tmp_path):
     assert main(["models", "train-reasoner", "--out", str(tmp_path / "x"), "--levels", "9"]) == 2
 
 
-@pytest.fixture(scope="module")
-def fresh_cache(prepared_cache):
-    folder, messages = prepared_cache
-    with model_cache(folder):
-        yield folder, messages
-
-
 @pytest.mark.slow
-def test_prepared_offline_from_the_gguf_and_the_adapter(fresh_cache, capsys):
-    folder, messages = fresh_cache  # what preparing it in an empty cache said
+def test_prepared_offline_from_the_gguf_and_the_adapter(in_prepared_cache, capsys):
+    folder, messages = in_prepared_cache  # what preparing it in an empty cache said
     path = resolve("smollm2-135m-reasoner")
     assert any("converting" in m for m in messages) and any("merging" in m for m in messages)
     assert folder in path.parents
@@ -100,7 +92,7 @@ def test_prepared_offline_from_the_gguf_and_the_adapter(fresh_cache, capsys):
 
 
 @pytest.mark.slow
-def test_the_reasoner_is_far_better_than_the_base_model(fresh_cache):
+def test_the_reasoner_is_far_better_than_the_base_model(in_prepared_cache):
     """Greedy on 8 held-out test problems of levels 1-2 (about 20 s on one thread; the base model gets 0-1)."""
     problems = suite("test", 4, seed=1, levels=(1, 2))
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=64, seed=0)
